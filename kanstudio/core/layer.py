@@ -1,0 +1,237 @@
+"""One KAN layer: a learnable 1-D function on every edge, summed (or multiplied) at the nodes.
+
+Edge (i -> j):  phi_ij(x) = w_b[i,j] * silu(x) + w_s[i,j] * sum_m coef[i,j,m] B_m(x)
+or, once snapped to a symbolic function:  phi_ij(x) = c * f(a * x + b) + d.
+
+Node j: a *sum* node outputs ``sum_i phi_ij(x_i) + bias_j``; a *product* node (the last
+``n_prod`` outputs, as in KAN 2.0's multiplication nodes, but n-ary) outputs
+``node_scale_j * prod_i phi_ij(x_i) + bias_j`` over its live incoming edges.
+``bias`` and ``node_scale`` are where pruned edges leave their mean, so pruning does not change
+what the network computes.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .spline import KnotTables, adaptive_grid, bspline_basis, bspline_basis_T, extend_grid, lstsq_coef, uniform_grid
+
+
+def _symbolic(name: str):
+    from .symbolic.library import get_function  # late: the library imports torch-heavy parsing
+
+    return get_function(name)
+
+
+class KANLayer(nn.Module):
+    """``n_in -> n_out`` KAN layer with ``G`` grid intervals of order ``k`` per input.
+
+    Buffers: ``knots (n_in, G+2k+1)``, ``mask (n_in, n_out)`` (1 live, 0 pruned),
+    ``sym_mask (n_in, n_out)`` (edge uses its symbolic override), ``node_scale (n_out,)``.
+    Parameters: ``coef (n_in, n_out, G+k)``, ``scale_base``, ``scale_sp`` ``(n_in, n_out)``,
+    ``bias (n_out,)``, ``sym_params (n_in, n_out, 4)`` = (a, b, c, d) per edge.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        grid: int = 5,
+        k: int = 3,
+        n_prod: int = 0,
+        grid_range: tuple[float, float] = (-1.0, 1.0),
+        noise_scale: float = 0.1,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+    ):
+        super().__init__()
+        if k < 1 or grid < 1:
+            raise ValueError(f"need grid >= 1 and k >= 1, got grid={grid}, k={k}")
+        if not 0 <= n_prod <= n_out:
+            raise ValueError(f"n_prod={n_prod} must be between 0 and n_out={n_out}")
+        self.n_in, self.n_out, self.G, self.k, self.n_prod = n_in, n_out, grid, k, n_prod
+        g = generator
+        lo = torch.full((n_in,), float(grid_range[0]), dtype=dtype)
+        hi = torch.full((n_in,), float(grid_range[1]), dtype=dtype)
+        self.register_buffer("knots", extend_grid(uniform_grid(lo, hi, grid), k))
+        self.register_buffer("mask", torch.ones(n_in, n_out, dtype=dtype))
+        self.register_buffer("sym_mask", torch.zeros(n_in, n_out, dtype=torch.bool))
+        self.register_buffer("node_scale", torch.ones(n_out, dtype=dtype))
+
+        m = grid + k
+        coef = (torch.rand(n_in, n_out, m, generator=g, dtype=dtype) - 0.5) * noise_scale / grid
+        base = (torch.rand(n_in, n_out, generator=g, dtype=dtype) * 2 - 1) / math.sqrt(n_in)
+        if n_prod:
+            # A product of near-zero factors has near-zero gradients: start product inputs at ~1.
+            coef[:, n_out - n_prod :] += 1.0
+            base[:, n_out - n_prod :] *= 0.1
+        self.coef = nn.Parameter(coef)
+        self.scale_base = nn.Parameter(base)
+        self.scale_sp = nn.Parameter(torch.full((n_in, n_out), 1 / math.sqrt(n_in), dtype=dtype))
+        self.bias = nn.Parameter(torch.zeros(n_out, dtype=dtype))
+        self.sym_params = nn.Parameter(
+            torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=dtype).repeat(n_in, n_out, 1)
+        )
+        self.sym_names: list[list[str | None]] = [[None] * n_out for _ in range(n_in)]
+        self._tables: tuple | None = None
+        self._basis_cache: tuple | None = None
+
+    # ----------------------------------------------------------------- basis (cached)
+    def tables(self) -> KnotTables:
+        key = (id(self.knots), self.knots._version, self.knots.device, self.k)
+        if self._tables is None or self._tables[0] != key:
+            self._tables = (key, KnotTables(self.knots, self.k))
+        return self._tables[1]
+
+    def basis(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n_in, G+k, batch)`` (batch-last, see spline.py). For a constant input (the first layer sees the same training
+        tensor at every optimiser step) the basis is computed once and reused."""
+        T = self.tables()
+        if x.requires_grad:
+            return bspline_basis_T(x.T, T, self.k)
+        key = (id(x), x._version, id(T))
+        c = self._basis_cache
+        if c is not None and c[0] == key and c[1] is x:
+            return c[2]
+        B = bspline_basis_T(x.T, T, self.k)
+        self._basis_cache = (key, x, B)
+        return B
+
+    # ----------------------------------------------------------------- structure
+    @property
+    def n_sum(self) -> int:
+        return self.n_out - self.n_prod
+
+    def is_prod(self, j: int) -> bool:
+        return j >= self.n_sum
+
+    def symbolic_edges(self) -> list[tuple[int, int, str]]:
+        return [
+            (i, j, name)
+            for i, row in enumerate(self.sym_names)
+            for j, name in enumerate(row)
+            if name is not None and self.mask[i, j] > 0
+        ]
+
+    # ----------------------------------------------------------------- forward
+    def _spline_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        live = self.mask * (~self.sym_mask).to(self.mask.dtype)
+        return self.scale_base * live, self.coef * (self.scale_sp * live).unsqueeze(-1)
+
+    def _symbolic_values(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per function name: (rows I, cols J, values (batch, len(I))) of the snapped edges."""
+        groups: dict[str, list[tuple[int, int]]] = {}
+        for i, j, name in self.symbolic_edges():
+            groups.setdefault(name, []).append((i, j))
+        out = []
+        for name, edges in groups.items():
+            I = torch.tensor([e[0] for e in edges], device=x.device)
+            J = torch.tensor([e[1] for e in edges], device=x.device)
+            p = self.sym_params[I, J]  # (e, 4)
+            u = p[:, 0] * x[:, I] + p[:, 1]
+            out.append((I, J, p[:, 2] * _symbolic(name).torch_fn(u) + p[:, 3]))
+        return out
+
+    def edge_values(self, x: torch.Tensor, basis: torch.Tensor | None = None) -> torch.Tensor:
+        """Every edge's activation ``phi_ij(x_i)``: ``(batch, n_in, n_out)``; pruned edges are 0."""
+        wb, ws = self._spline_weights()
+        B = self.basis(x) if basis is None else basis
+        acts = F.silu(x).unsqueeze(-1) * wb + torch.einsum("imb,iom->bio", B, ws)
+        sym = self._symbolic_values(x)
+        if sym:
+            acts = acts.clone()
+            for I, J, v in sym:
+                acts[:, I, J] = acts[:, I, J] + v
+        return acts
+
+    def combine(self, acts: torch.Tensor) -> torch.Tensor:
+        """Node values ``(batch, n_out)`` from edge activations ``(batch, n_in, n_out)``."""
+        out = acts[:, :, : self.n_sum].sum(1)
+        if self.n_prod:
+            m = self.mask[:, self.n_sum :] > 0
+            p = torch.where(m, acts[:, :, self.n_sum :], torch.ones_like(acts[:, :, self.n_sum :]))
+            out = torch.cat([out, p.prod(1)], dim=1)
+        return out * self.node_scale + self.bias
+
+    def forward(self, x: torch.Tensor, return_acts: bool = False):
+        """``x (batch, n_in)`` -> ``(batch, n_out)``, and the per-edge activations if asked.
+
+        Without ``return_acts`` and without product nodes, the sum over edges is one matmul over
+        the flattened basis, so no ``(batch, n_in, n_out)`` tensor is built.
+        """
+        if return_acts or self.n_prod:
+            acts = self.edge_values(x)
+            out = self.combine(acts)
+            return (out, acts) if return_acts else out
+        wb, ws = self._spline_weights()
+        B = self.basis(x)
+        out = F.silu(x) @ wb + B.reshape(-1, x.shape[0]).T @ ws.permute(0, 2, 1).reshape(-1, self.n_out)
+        for I, J, v in self._symbolic_values(x):
+            out = out.index_add(1, J, v)
+        return out * self.node_scale + self.bias
+
+    # ----------------------------------------------------------------- grids
+    def _spline_part(self, x: torch.Tensor) -> torch.Tensor:
+        B = bspline_basis(x, self.tables(), self.k)
+        return torch.einsum("bim,iom->bio", B, self.coef)
+
+    @staticmethod
+    def _fit_points(x: torch.Tensor, n_uniform: int = 64) -> torch.Tensor:
+        """Samples plus a uniform sweep of their range, so gaps in the data stay well fitted."""
+        lo, hi = x.min(0).values, x.max(0).values
+        t = torch.linspace(0, 1, n_uniform, dtype=x.dtype, device=x.device)[:, None]
+        return torch.cat([x, lo + (hi - lo) * t], dim=0)
+
+    @torch.no_grad()
+    def update_grid(self, x: torch.Tensor, eps: float = 0.02) -> None:
+        """Move the knots to the samples ``x (batch, n_in)``, keeping every edge's function."""
+        self._regrid(x, self.G, eps)
+
+    @torch.no_grad()
+    def extend(self, x: torch.Tensor, grid: int, eps: float = 0.02) -> None:
+        """Refit every edge on a finer (or coarser) grid of ``grid`` intervals from samples ``x``."""
+        self._regrid(x, grid, eps)
+
+    def _regrid(self, x: torch.Tensor, grid: int, eps: float) -> None:
+        pts = self._fit_points(x)
+        target = self._spline_part(pts)
+        knots = extend_grid(adaptive_grid(x, grid, eps), self.k)
+        coef = lstsq_coef(pts, target, knots, self.k)
+        self.G = grid
+        self.knots = knots
+        coef = coef.to(self.coef.dtype)
+        if coef.shape == self.coef.shape:
+            self.coef.data.copy_(coef)  # same Parameter object: optimisers keep working
+        else:
+            self.coef = nn.Parameter(coef)
+
+    # ----------------------------------------------------------------- symbolic slots
+    @torch.no_grad()
+    def set_symbolic(self, i: int, j: int, name: str, a=1.0, b=0.0, c=1.0, d=0.0) -> None:
+        _symbolic(name)  # unknown names fail here, before anything changes
+        self.sym_names[i][j] = name
+        self.sym_mask[i, j] = True
+        self.sym_params[i, j] = torch.tensor([a, b, c, d], dtype=self.sym_params.dtype)
+
+    @torch.no_grad()
+    def unset_symbolic(self, i: int, j: int) -> None:
+        self.sym_names[i][j] = None
+        self.sym_mask[i, j] = False
+
+    # ----------------------------------------------------------------- state that is not a tensor
+    def extra_state_dict(self) -> dict:
+        return {"G": self.G, "k": self.k, "n_prod": self.n_prod, "sym_names": self.sym_names}
+
+    def load_extra_state_dict(self, state: dict) -> None:
+        self.G, self.k, self.n_prod = int(state["G"]), int(state["k"]), int(state["n_prod"])
+        self.sym_names = [list(r) for r in state["sym_names"]]
+
+    def resize_for_state(self, state: dict[str, torch.Tensor], prefix: str) -> None:
+        """Make parameter shapes match a saved state (a refined grid changes ``coef``'s shape)."""
+        c = state[prefix + "coef"]
+        if c.shape != self.coef.shape:
+            self.coef = nn.Parameter(torch.zeros_like(c))
+            self.knots = torch.zeros_like(state[prefix + "knots"])

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import torch
+from scipy.interpolate import BSpline
+
+from kanstudio.core.spline import (adaptive_grid, bspline_basis, extend_grid, lstsq_coef, spline_eval,
+                                   uniform_grid)
+
+
+def _knots(G, k, seed=0, uniform=False):
+    g = torch.Generator().manual_seed(seed)
+    if uniform:
+        inner = uniform_grid(torch.tensor([-1.0, 0.0], dtype=torch.float64), torch.tensor([1.0, 3.0], dtype=torch.float64), G)
+    else:
+        inner = torch.sort(torch.rand(2, G + 1, generator=g, dtype=torch.float64) * 4 - 2, dim=1).values
+    return extend_grid(inner, k)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("uniform", [True, False])
+def test_basis_matches_scipy(k, uniform):
+    G = 6
+    knots = _knots(G, k, seed=k, uniform=uniform)
+    x = torch.linspace(-4, 4, 801, dtype=torch.float64)[:, None].repeat(1, 2)
+    B = bspline_basis(x, knots, k)
+    assert B.shape == (801, 2, G + k)
+    for i in range(2):
+        t = knots[i].numpy()
+        for m in range(G + k):
+            c = np.zeros(G + k)
+            c[m] = 1.0
+            ref = BSpline(t, c, k, extrapolate=False)(x[:, i].numpy())
+            ref = np.nan_to_num(ref, nan=0.0)  # scipy gives NaN outside [t_k, t_{n}); we give 0 outside the knots
+            inside = (x[:, i].numpy() >= t[k]) & (x[:, i].numpy() < t[-k - 1])
+            np.testing.assert_allclose(B[inside, i, m].numpy(), ref[inside], atol=1e-12)
+
+
+def test_partition_of_unity_inside_grid():
+    knots = _knots(5, 3, uniform=False)
+    inner_lo, inner_hi = knots[:, 3], knots[:, -4]
+    x = inner_lo + (inner_hi - inner_lo) * torch.rand(500, 2, dtype=torch.float64) * 0.999
+    assert torch.allclose(bspline_basis(x, knots, 3).sum(-1), torch.ones(500, 2, dtype=torch.float64))
+
+
+def test_basis_gradcheck():
+    knots = _knots(5, 3)
+    x = (torch.rand(40, 2, dtype=torch.float64) * 3 - 1.5).requires_grad_()
+    assert torch.autograd.gradcheck(lambda z: bspline_basis(z, knots, 3), (x,))
+
+
+def test_lstsq_recovers_spline_and_never_raises():
+    k, G = 3, 7
+    knots = _knots(G, k, uniform=True)
+    coef = torch.randn(2, 3, G + k, dtype=torch.float64)
+    lo, hi = knots[:, k], knots[:, -k - 1]
+    x = lo + (hi - lo) * torch.rand(2000, 2, dtype=torch.float64)
+    y = spline_eval(x, knots, coef, k)
+    fit = lstsq_coef(x, y, knots, k)
+    assert torch.allclose(spline_eval(x, knots, fit, k), y, atol=1e-5)
+    # degenerate data: all samples identical, a single sample, samples outside the grid
+    for xd in (torch.zeros(50, 2, dtype=torch.float64), torch.ones(1, 2, dtype=torch.float64),
+               torch.full((10, 2), 100.0, dtype=torch.float64)):
+        c = lstsq_coef(xd, torch.ones(len(xd), 2, 3, dtype=torch.float64), knots, k)
+        assert torch.isfinite(c).all()
+
+
+def test_adaptive_grid_handles_constant_and_duplicates():
+    x = torch.cat([torch.zeros(100, 1), torch.rand(100, 1)], 1).double()
+    x[:, 0] = 3.0
+    g = adaptive_grid(x, 5)
+    assert torch.isfinite(g).all()
+    assert (g.diff(dim=1) > 0).all()  # strictly increasing even for a constant input
