@@ -123,6 +123,33 @@ class KAN:
                 # Outputs scale the other way: y = net(x) * out_scale + out_shift.
                 scale[big] = (std[big] if is_out else 1 / std[big]).clamp_min(1e-300)
 
+    def set_data(self, X, y=None) -> "KAN":
+        """Attach training data (a Dataset, or arrays) without training: pruning, snapping and
+        scores work on it. Builds the network if no width was given."""
+        first = self.X_train_ is None and self.net_ is None
+        self._set_data(X, y)
+        if first:
+            self._auto_normalize()
+        return self
+
+    # ----------------------------------------------------------------- state (for study files)
+    def get_state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """(JSON-able description, tensors) that :meth:`from_state` turns back into this model."""
+        meta = {"grid": self.grid, "k": self.k, "seed": self.seed, "noise_scale": self.noise_scale,
+                "dtype": self.dtype, "grid_eps": self.grid_eps, "feature_names": self.feature_names_,
+                "target_name": self.target_name_, "net": self.net.extra_state()}
+        return meta, {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
+
+    @classmethod
+    def from_state(cls, meta: dict, tensors: dict[str, torch.Tensor], device: str = "auto") -> "KAN":
+        m = cls(None, grid=meta["grid"], k=meta["k"], seed=meta["seed"], noise_scale=meta["noise_scale"],
+                device=device, dtype=meta["dtype"], grid_eps=meta["grid_eps"])
+        m.net_ = KANNetwork.from_state(meta["net"], tensors).to(resolve_device(device))
+        m.width = [list(w) for w in meta["net"]["width"]]
+        m.feature_names_ = meta["feature_names"]
+        m.target_name_ = meta["target_name"]
+        return m
+
     # ----------------------------------------------------------------- sklearn API
     def fit(self, X, y=None, *, steps: int = 50, opt: str = "lbfgs", lamb: float = 0.0, lamb_l1: float = 1.0,
             lamb_entropy: float = 2.0, lr: float | None = None, batch: int | None = None, update_grid: bool = True,
