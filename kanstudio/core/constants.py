@@ -1,0 +1,146 @@
+"""Simplification and exact constants, each accepted only if held-out error stays within tolerance.
+
+A change to the formula (simplify, refit the floats, replace a float by 0, an integer, a simple
+fraction or a rational multiple of pi) is kept when the held-out RMSE stays within
+``rel_tol`` of the *unrounded* formula's RMSE (plus a tiny absolute slack for noise-free data),
+so rounding can never trade accuracy for looks beyond that bound.
+"""
+from __future__ import annotations
+
+import math
+import time
+from fractions import Fraction
+
+import numpy as np
+import sympy
+from scipy.optimize import least_squares
+
+from .formula import evaluate
+
+MAX_DEN = 12
+
+
+def nice_values(v: float, rel: float = 0.02) -> list[sympy.Expr]:
+    """Exact numbers near ``v``, simplest first: 0, integers, p/q (q <= 12), p/q*pi, p/(q*pi)."""
+    out: list[sympy.Expr] = []
+    if abs(v) < 2e-2:
+        out.append(sympy.Integer(0))
+    if v == 0:
+        return out
+    close = lambda c: abs(float(c) - v) <= rel * abs(v)  # noqa: E731
+    r = round(v)
+    if r != 0 and close(r):
+        out.append(sympy.Integer(r))
+    fr = Fraction(v).limit_denominator(MAX_DEN)
+    if fr.denominator > 1 and fr.numerator != 0 and close(fr):
+        out.append(sympy.Rational(fr.numerator, fr.denominator))
+    for mult in (sympy.pi, 1 / sympy.pi):
+        fr = Fraction(v / float(mult)).limit_denominator(MAX_DEN)
+        if fr.numerator != 0 and close(fr * float(mult)):
+            out.append(sympy.Rational(fr.numerator, fr.denominator) * mult)
+    seen, uniq = set(), []
+    for c in out:
+        if c not in seen:
+            seen.add(c)
+            uniq.append(c)
+    return uniq
+
+
+def _floats(expr: sympy.Expr) -> list[sympy.Float]:
+    return sorted(expr.atoms(sympy.Float), key=lambda f: -abs(float(f)))
+
+
+class _Judge:
+    """Held-out RMSE of candidate formulas against the bound set by the unrounded one."""
+
+    def __init__(self, symbols, X, y, base_err: float, rel_tol: float):
+        self.symbols, self.X, self.y = symbols, X, y
+        scale = float(np.std(y)) or 1.0
+        self.bound = base_err * (1 + rel_tol) + 1e-9 * scale
+
+    def err(self, expr) -> float:
+        try:
+            p = evaluate(expr, self.symbols, self.X)
+        except Exception:  # a formula that cannot be evaluated is simply not accepted
+            return math.inf
+        if not np.isfinite(p).all():
+            return math.inf
+        return float(np.sqrt(np.mean((p - self.y) ** 2)))
+
+    def accept(self, expr) -> tuple[bool, float]:
+        e = self.err(expr)
+        return e <= self.bound, e
+
+
+def refit_floats(expr, symbols, X, y, max_nfev: int = 200):
+    """Least-squares refit of every float constant of ``expr`` on ``(X, y)``."""
+    floats = _floats(expr)
+    if not floats or len(floats) >= len(y):
+        return expr
+    params = sympy.symbols(f"_p0:{len(floats)}")
+    templ = expr.xreplace(dict(zip(floats, params)))
+    f = sympy.lambdify(list(symbols) + list(params), templ, modules=["numpy"], dummify=True)
+    cols = [X[:, i] for i in range(X.shape[1])]
+
+    def resid(p):
+        with np.errstate(all="ignore"):
+            r = np.broadcast_to(np.asarray(f(*cols, *p), dtype=np.float64), y.shape) - y
+        return np.where(np.isfinite(r), r, 1e6)
+
+    x0 = np.array([float(v) for v in floats])
+    try:
+        sol = least_squares(resid, x0, method="lm" if len(y) > len(x0) else "trf", max_nfev=max_nfev)
+    except Exception:
+        return expr
+    if not np.isfinite(sol.x).all():
+        return expr
+    return templ.xreplace({p: sympy.Float(float(v)) for p, v in zip(params, sol.x)})
+
+
+def round_constants(expr, judge: _Judge, deadline: float):
+    cur = expr
+    for f in _floats(expr):
+        if time.perf_counter() > deadline:
+            break
+        if f not in cur.atoms(sympy.Float):
+            continue
+        for cand in nice_values(float(f)):
+            trial = cur.xreplace({f: cand})
+            ok, _ = judge.accept(trial)
+            if ok:
+                cur = trial
+                break
+    return cur
+
+
+def simplify_expr(expr, max_ops: int = 40):
+    """SymPy simplification, bounded: big expressions only get the cheap rewrites."""
+    try:
+        e = sympy.powsimp(sympy.expand_log(expr, force=True), force=True)
+        if sympy.count_ops(e) <= max_ops:
+            e = sympy.simplify(e)
+        return e
+    except Exception:
+        return expr
+
+
+def tidy(expr, symbols, X_val, y_val, X_fit, y_fit, *, simplify: bool = True, exact_constants: bool = True,
+         rel_tol: float = 0.05, time_budget: float = 20.0):
+    """Refit -> round -> simplify, twice, each step kept only when the judge accepts it."""
+    deadline = time.perf_counter() + time_budget
+    base = _Judge(symbols, X_val, y_val, 0.0, rel_tol)
+    judge = _Judge(symbols, X_val, y_val, base.err(expr), rel_tol)
+    cur = expr
+    for _ in range(2):
+        if time.perf_counter() > deadline:
+            break
+        if exact_constants:
+            trial = refit_floats(cur, symbols, X_fit, y_fit)
+            if trial is not cur and judge.err(trial) <= judge.err(cur):
+                cur = trial
+            cur = round_constants(cur, judge, deadline)
+        if simplify and time.perf_counter() < deadline:
+            trial = simplify_expr(cur)
+            if trial != cur and judge.accept(trial)[0]:
+                cur = trial
+    return cur
