@@ -1,0 +1,183 @@
+"""``kanstudio serve`` (the studio in a browser) and ``kanstudio fit`` (headless discovery)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+FORMATS = ("sympy", "latex", "python", "json")
+
+
+def _csv_list(s: str | None) -> list[str] | None:
+    return [p.strip() for p in s.split(",") if p.strip()] if s else None
+
+
+def _positive_int(s: str) -> int:
+    v = int(s)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _nonneg_float(s: str) -> float:
+    v = float(s)
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kanstudio", description="Find the law behind your data with Kolmogorov-Arnold Networks.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    f = sub.add_parser("fit", help="train, prune, snap and print a formula (no browser)",
+                       description="Run the whole pipeline unattended: train with sparsification, prune, "
+                                   "auto-symbolic, refit, exact constants. The formula goes to stdout (or --out), "
+                                   "progress to stderr.")
+    f.add_argument("data", help="CSV file with a header row")
+    f.add_argument("--target", help="column to explain (default: the last column)")
+    f.add_argument("--inputs", help="comma-separated input columns (default: every other numeric column)")
+    f.add_argument("--width", help="network width, e.g. 2,5,1 (a product node: 2,1x). Default: search small shapes")
+    f.add_argument("--grid", type=_positive_int, default=5)
+    f.add_argument("--k", type=_positive_int, default=3, help="spline order")
+    f.add_argument("--steps", type=_positive_int, default=50, help="LBFGS steps per training")
+    f.add_argument("--lamb", type=_nonneg_float, default=1e-3, help="sparsity penalty weight (lambda)")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--lib", help="candidate functions, e.g. sin,exp,x^2,log (default: the whole library)")
+    f.add_argument("--custom", action="append", default=[], metavar="NAME=EXPR",
+                   help="add a candidate function of x, e.g. --custom 'damped=x*exp(-x)' (repeatable)")
+    f.add_argument("--r2-threshold", type=float, default=0.99, help="snap an edge only if its best fit reaches this R^2")
+    f.add_argument("--test-fraction", type=float, default=0.2)
+    f.add_argument("--format", choices=FORMATS, default="sympy")
+    f.add_argument("--out", help="write the result to this file instead of stdout")
+    f.add_argument("--time-limit", type=float, default=60.0, metavar="SECONDS")
+    f.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    f.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
+
+    s = sub.add_parser("serve", help="open the studio in a browser",
+                       description="Start the kanstudio web app: one independent study per browser tab.")
+    s.add_argument("--port", type=int, default=5006)
+    s.add_argument("--address", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    show = s.add_mutually_exclusive_group()
+    show.add_argument("--show", dest="show", action="store_true", help="open a browser tab")
+    show.add_argument("--no-show", dest="show", action="store_false")
+    s.set_defaults(show=False)
+    s.add_argument("--data", help="CSV to open instead of the built-in example")
+    s.add_argument("--target", help="target column of --data")
+    s.add_argument("--study", help="a .kanstudio study file to open")
+    s.add_argument("--max-upload-mb", type=_positive_int, default=200)
+    s.add_argument("--max-trainings", type=_positive_int, default=4, help="concurrent trainings across all sessions")
+    s.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (1 keeps the page responsive)")
+
+    d = sub.add_parser("datasets", help="list the built-in example datasets")
+    d.set_defaults()
+    return p
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("kanstudio")
+    except Exception:
+        return "dev"
+
+
+def _register_custom(specs: list[str]) -> list[str]:
+    from .core.symbolic import parse_function, register_function
+
+    names = []
+    for spec in specs:
+        if "=" not in spec:
+            raise ValueError(f"--custom needs NAME=EXPR, got {spec!r}")
+        name, expr = (t.strip() for t in spec.split("=", 1))
+        register_function(parse_function(expr, name=name))
+        names.append(name)
+    return names
+
+
+def cmd_fit(a) -> int:
+    import torch
+
+    from .core.data import DataError, load_csv
+    from .core.discover import DiscoverConfig, discover
+    from .core.network import parse_width
+    from .core.symbolic import default_names, get_function
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    say = (lambda m: None) if a.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    t0 = time.perf_counter()
+    try:
+        ds = load_csv(a.data, target=a.target, inputs=_csv_list(a.inputs), test_fraction=a.test_fraction, seed=a.seed)
+        custom = _register_custom(a.custom)
+        lib = _csv_list(a.lib)
+        if lib:
+            lib = [get_function(n).name for n in lib]
+        if custom:
+            lib = (lib or default_names()) + custom
+        width = parse_width(a.width) if a.width else None
+        if width and width[0][0] != ds.n_inputs:
+            raise ValueError(f"--width starts with {width[0][0]} inputs but the data has {ds.n_inputs} "
+                             f"({', '.join(ds.inputs)})")
+    except (DataError, ValueError, KeyError) as e:
+        print(f"kanstudio fit: error: {e}", file=sys.stderr)
+        return 2
+    for w in ds.warnings:
+        say(f"note: {w}")
+    say(f"{ds.name}: {ds.n_rows} rows, inputs {', '.join(ds.inputs)} -> target {ds.target}")
+    Xtr, ytr, Xte, yte = ds.split()
+    cfg = DiscoverConfig(width=width, grid=a.grid, k=a.k, steps=a.steps, lamb=a.lamb, seed=a.seed,
+                         lib=tuple(lib) if lib else None, r2_threshold=a.r2_threshold, time_limit=a.time_limit)
+    try:
+        d = discover(Xtr, ytr, list(ds.inputs), ds.target, Xte, yte, cfg, progress=say)
+    except RuntimeError as e:
+        print(f"kanstudio fit: error: {e}", file=sys.stderr)
+        return 1
+    f = d.formula
+    seconds = time.perf_counter() - t0
+    say(f"formula R2 {f.r2_test:.6g} (network {f.network_r2_test:.6g}) on {len(yte)} test rows, {seconds:.1f} s")
+    if a.format == "json":
+        obj = f.to_json()
+        obj.update(seconds=round(seconds, 3), width=d.model.width_str, target=ds.target)
+        text = json.dumps(obj, indent=2)
+    elif a.format == "latex":
+        text = f.latex()
+    elif a.format == "python":
+        text = f.python_source()
+    else:
+        text = f.sympy_str()
+    if a.out:
+        Path(a.out).write_text(text + ("\n" if not text.endswith("\n") else ""))
+        say(f"wrote {a.out}")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_serve(a) -> int:
+    from .ui.app import serve
+
+    serve(port=a.port, address=a.address, show=a.show, data=a.data, target=a.target, study=a.study,
+          max_upload_mb=a.max_upload_mb, max_trainings=a.max_trainings, threads=a.threads)
+    return 0
+
+
+def cmd_datasets(a) -> int:
+    from .assets import dataset_paths
+
+    for p in dataset_paths():
+        print(p)
+    return 0
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    return {"fit": cmd_fit, "serve": cmd_serve, "datasets": cmd_datasets}[a.command](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Sets up everything kanstudio needs in ./.venv. Idempotent; safe to re-run.
+#   scripts/setup.sh           runtime only (the app, the CLI, the Python API)
+#   scripts/setup.sh --test    plus the test tools and Debian's chromium for the browser tests
+#   scripts/setup.sh --bench   plus pykan 0.2.8 for the side-by-side benchmarks
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras=""
+want_browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) extras="${extras:+$extras,}test"; want_browser=1 ;;
+    --bench) extras="${extras:+$extras,}bench"; want_browser=1 ;;
+    *) echo "unknown option: $arg" >&2; exit 2 ;;
+  esac
+done
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv" >&2
+  "$PY" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+# torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build.
+# Every later pip call is constrained by constraints.txt for the same reason.
+if ! .venv/bin/python -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null; then
+  echo "== installing torch 2.13.0 (CPU)" >&2
+  "${PIP[@]}" -c constraints.txt "torch==2.13.0"
+fi
+echo "== installing kanstudio${extras:+ [$extras]}" >&2
+"${PIP[@]}" -c constraints.txt -e ".${extras:+[$extras]}"
+
+if [ "$want_browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+  echo "== installing Debian's chromium (browser tests)" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium >/dev/null
+fi
+echo "== ready: .venv/bin/kanstudio" >&2
