@@ -12,14 +12,14 @@ from .core.model import KAN
 from .core.train import TrainConfig, Trainer
 
 __all__ = ["KAN", "Dataset", "DataError", "load_csv", "discover", "DiscoverConfig", "FormulaResult",
-           "build_formula", "Trainer", "TrainConfig", "Study"]
+           "build_formula", "Trainer", "TrainConfig", "Study", "Settings", "StudyBusy"]
 __version__ = "0.1.0"
 
 
 def __getattr__(name):
     # Study pulls in the history and file machinery: load it on first use.
-    if name == "Study":
-        from .core.study import Study
+    if name in ("Study", "Settings", "StudyBusy"):
+        from .core import study
 
-        return Study
+        return getattr(study, name)
     raise AttributeError(name)

@@ -84,7 +84,7 @@ def to_python(res, func_name: str = "formula", n_table: int = 256) -> str:
             f"_{f.func.__name__}_y = numpy.array({np.array2string(ys, separator=',', precision=17, max_line_width=10**9, threshold=10**9)})\n"
             f"def {f.func.__name__}(u):\n    return numpy.interp(u, _{f.func.__name__}_x, _{f.func.__name__}_y)\n"
         )
-    body = NumPyPrinter({"fully_qualified_modules": True}).doprint(expr)
+    body = NumPyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": True}).doprint(expr)
     doc_args = "\n".join(f"    {a}: column '{n}'" for a, n in zip(args, res.input_names))
     return (
         f'"""{res.target_name} as found by kanstudio (test R^2 {_fmt(res.r2_test)}, RMSE {_fmt(res.rmse_test)})."""\n'

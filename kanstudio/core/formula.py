@@ -96,7 +96,7 @@ def evaluate(expr: sympy.Expr, symbols: list[sympy.Symbol], X: np.ndarray) -> np
     never reach generated code."""
     f = sympy.lambdify(symbols, expr, modules=["numpy"], dummify=True)
     with np.errstate(all="ignore"):
-        out = f(*[X[:, i] for i in range(X.shape[1])])
+        out = f(*[np.ascontiguousarray(X[:, i]) for i in range(X.shape[1])])
     return np.broadcast_to(np.asarray(out, dtype=np.float64), (X.shape[0],)).copy()
 
 
@@ -168,8 +168,8 @@ class FormulaResult:
         return to_json(self)
 
 
-def build_formula(model, X_test=None, y_test=None, *, simplify: bool = True, exact_constants: bool = True,
-                  time_budget: float = 20.0) -> FormulaResult:
+def build_formula(model, X_test=None, y_test=None, *, simplify: bool = True,
+                  exact_constants: bool = True) -> FormulaResult:
     """The model's formula, simplified and with exact constants where the held-out error allows.
 
     ``X_test, y_test`` default to the model's test split (or its training data when there is
@@ -197,10 +197,16 @@ def build_formula(model, X_test=None, y_test=None, *, simplify: bool = True, exa
     if (simplify or exact_constants) and X_test is not None and len(X_test) and is_exact(expr):
         Xfit = Xtr if Xtr is not None else X_test
         yfit = model.y_train_.cpu().numpy()[:, 0] if Xtr is not None else y_test
-        expr = tidy(expr, symbols, X_test, y_test, Xfit, yfit, simplify=simplify,
-                    exact_constants=exact_constants, time_budget=time_budget)
+        expr = tidy(expr, symbols, X_test, y_test, Xfit, yfit, simplify=simplify, exact_constants=exact_constants)
     r2, rmse = (math.nan, math.nan)
     if X_test is not None and len(X_test):
         r2, rmse = r2_rmse(y_test, evaluate(expr, symbols, X_test))
     return FormulaResult(expr, list(names), model.target_name_, complexity(expr), r2, rmse, net_r2, net_rmse,
                          is_exact(expr), symbols, net.n_live_edges())
+
+
+def pareto_front(model, X_test=None, y_test=None, weights=None) -> list[FormulaResult]:
+    """Formulas from snapping at several complexity weights, Pareto-filtered (see :mod:`.pareto`)."""
+    from .pareto import DEFAULT_WEIGHTS, pareto_front as _front
+
+    return _front(model, X_test, y_test, weights or DEFAULT_WEIGHTS)

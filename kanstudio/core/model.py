@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -55,6 +56,7 @@ class KAN:
         self.target_name_: str = "y"
         self.X_train_ = self.y_train_ = self.X_test_ = self.y_test_ = None
         self.train_result_: TrainResult | None = None
+        self.normalized_ = False  # input/output scaling is chosen once, from the first data seen
         if width is not None:
             self._build(width)
 
@@ -114,6 +116,7 @@ class KAN:
         """Scale only inputs/outputs whose magnitudes would stall training; leave the rest raw, so
         that snapped constants read in the data's own units."""
         net = self.net
+        self.normalized_ = True
         for x, shift, scale in ((self.X_train_, net.in_shift, net.in_scale), (self.y_train_, net.out_shift, net.out_scale)):
             mean, std = x.mean(0), x.std(0) if len(x) > 1 else torch.ones_like(x[0])
             big = (x.abs().max(0).values > 1e3) | ((std < 1e-3) & (std > 0))
@@ -126,9 +129,8 @@ class KAN:
     def set_data(self, X, y=None) -> "KAN":
         """Attach training data (a Dataset, or arrays) without training: pruning, snapping and
         scores work on it. Builds the network if no width was given."""
-        first = self.X_train_ is None and self.net_ is None
         self._set_data(X, y)
-        if first:
+        if not self.normalized_:
             self._auto_normalize()
         return self
 
@@ -137,7 +139,7 @@ class KAN:
         """(JSON-able description, tensors) that :meth:`from_state` turns back into this model."""
         meta = {"grid": self.grid, "k": self.k, "seed": self.seed, "noise_scale": self.noise_scale,
                 "dtype": self.dtype, "grid_eps": self.grid_eps, "feature_names": self.feature_names_,
-                "target_name": self.target_name_, "net": self.net.extra_state()}
+                "target_name": self.target_name_, "net": copy.deepcopy(self.net.extra_state())}
         return meta, {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
 
     @classmethod
@@ -148,17 +150,29 @@ class KAN:
         m.width = [list(w) for w in meta["net"]["width"]]
         m.feature_names_ = meta["feature_names"]
         m.target_name_ = meta["target_name"]
+        m.normalized_ = True
+        return m
+
+    def copy(self) -> "KAN":
+        """An independent copy: same network, same data, nothing shared."""
+        m = KAN.from_state(*self.get_state(), device=str(self.net.device))
+        m.device = self.device
+        for name in ("X_train_", "y_train_", "X_test_", "y_test_"):
+            setattr(m, name, getattr(self, name))  # data tensors are never modified in place
         return m
 
     # ----------------------------------------------------------------- sklearn API
-    def fit(self, X, y=None, *, steps: int = 50, opt: str = "lbfgs", lamb: float = 0.0, lamb_l1: float = 1.0,
+    def fit(self, X=None, y=None, *, steps: int = 50, opt: str = "lbfgs", lamb: float = 0.0, lamb_l1: float = 1.0,
             lamb_entropy: float = 2.0, lr: float | None = None, batch: int | None = None, update_grid: bool = True,
             time_limit: float | None = None, callback=None, control=None, lock=None,
             config: TrainConfig | None = None) -> "KAN":
-        """Train on a :class:`~kanstudio.Dataset` (its train split) or on arrays ``X (n, d)``, ``y (n,)``."""
-        first = self.X_train_ is None
-        self._set_data(X, y)
-        if first:
+        """Train on a :class:`~kanstudio.Dataset` (its train split) or on arrays ``X (n, d)``, ``y (n,)``;
+        with no data, continue training on the data already attached."""
+        if X is None:
+            self._require_data()
+        else:
+            self._set_data(X, y)
+        if not self.normalized_:
             self._auto_normalize()
         cfg = config or TrainConfig(steps=steps, opt=opt, lr=lr, lamb=lamb, lamb_l1=lamb_l1,
                                     lamb_entropy=lamb_entropy, batch=batch, update_grid=update_grid,

@@ -227,7 +227,7 @@ def train(
                     loss, mse, reg = objective(idx)
                     loss.backward()
                     opt.step()
-                    last_mse, last_reg = float(mse), float(reg)
+                    last_mse, last_reg = float(mse.detach()), float(reg.detach())
             except _Interrupted:
                 _restore(net, good)
                 result.status = "stopped"

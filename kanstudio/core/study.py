@@ -1,0 +1,964 @@
+"""The Study: one editable session — a dataset, a KAN, a training run, and the history of edits.
+
+The UI (one Study per browser tab), the CLI and notebooks all drive a Study through the methods
+below and never reach into tensors. Every change of data or model is an *edit*: it is recorded
+in the :class:`~kanstudio.core.history.History` with a command spec (for replay and the study
+file) and the complete state before and after (for exact undo/redo). Impossible edits raise
+``ValueError`` with a message for the scientist and change nothing; edits while a background
+training run is going raise :class:`StudyBusy`.
+
+Threading: ``study.lock`` is the training thread's lock (held for each optimiser step). Every
+method takes it, so views that call ``snapshot()``, ``formula()``, ... always see a consistent
+model. ``version`` bumps on every change (edits, undo/redo, training progress), so results are
+cached per version.
+
+>>> study = Study(load_csv("data.csv"), Settings(width="2,5,1", steps=50))
+>>> study.train()                       # synchronous; or start_training() in the background
+>>> study.auto_prune(); study.auto_symbolic(); study.refit(30)
+>>> print(study.formula().sympy_str())
+>>> study.undo(); study.save("law.kanstudio"); print(study.replay_script())
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .data import Dataset, load_csv
+from .history import MAX_UNDO, Entry, History, Memento, State
+from .model import KAN, default_width
+from .network import format_width, parse_width
+from .train import OPTIMIZERS, Trainer, TrainConfig, TrainEvent, TrainResult, train as _train
+
+__all__ = ["Study", "Settings", "StudyBusy", "set_max_concurrent_trainings", "max_concurrent_trainings",
+           "active_trainings"]
+
+MAX_MESSAGES = 500
+MAX_LOSS_HISTORY = 4000
+TRAIN_OVERRIDES = ("opt", "lr", "lamb", "lamb_l1", "lamb_entropy", "batch", "update_grid", "seed")
+DEVICES = ("cpu", "cuda", "auto")
+
+
+class StudyBusy(RuntimeError):
+    """The study cannot do this now (it is training, or too many studies are training)."""
+
+
+# --------------------------------------------------------------------------- the global training cap
+
+_CAP_LOCK = threading.Lock()
+_ACTIVE: set = set()  # runs in progress, across all studies of this process
+_MAX_CONCURRENT = 4
+
+
+def set_max_concurrent_trainings(n: int) -> None:
+    """At most ``n`` background training runs at once in this process (all studies together)."""
+    global _MAX_CONCURRENT
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the training cap must be an integer >= 1, got {n!r}")
+    with _CAP_LOCK:
+        _MAX_CONCURRENT = n
+
+
+def max_concurrent_trainings() -> int:
+    return _MAX_CONCURRENT
+
+
+def active_trainings() -> int:
+    with _CAP_LOCK:
+        return len(_ACTIVE)
+
+
+# --------------------------------------------------------------------------- settings
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How models are built and trained. Validated on construction (``ValueError`` otherwise).
+
+    ``width``: e.g. ``"2,5,1"`` or ``"2,3+1x,1"`` (product nodes); ``None`` = ``[n, min(2n+1, 9), 1]``
+    from the number of inputs. ``steps``/``opt``/``lr``/``lamb*``/``batch``: the training defaults.
+    ``r2_threshold``/``lib``: auto-symbolic defaults (``lib=None``: every built-in function).
+    ``device``: ``'cpu'`` (default: tiny networks are fastest there, and results are exact
+    across machines), ``'cuda'`` or ``'auto'``.
+    """
+
+    width: str | None = None
+    grid: int = 5
+    k: int = 3
+    seed: int = 0
+    steps: int = 50
+    opt: str = "lbfgs"
+    lr: float | None = None
+    lamb: float = 1e-3
+    lamb_l1: float = 1.0
+    lamb_entropy: float = 2.0
+    batch: int | None = None
+    r2_threshold: float = 0.99
+    lib: tuple[str, ...] | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        def bad(name, want):
+            raise ValueError(f"setting {name!r} must be {want}; got {getattr(self, name)!r}")
+
+        w = self.width
+        if w is not None:
+            if isinstance(w, (list, tuple)) or (isinstance(w, str) and w.strip()):
+                try:
+                    w = format_width(parse_width(w))
+                except (ValueError, TypeError) as e:
+                    raise ValueError(f"setting 'width' {self.width!r} is not a network width like '2,5,1' "
+                                     f"or '2,3+1x,1' ({e})") from None
+                object.__setattr__(self, "width", w)
+            elif isinstance(w, str):
+                object.__setattr__(self, "width", None)  # '' means auto
+            else:
+                bad("width", "a string like '2,5,1' or None (auto)")
+        for name, lo, hi in (("grid", 1, 1000), ("k", 1, 10), ("seed", 0, 2**63 - 1), ("steps", 1, 10**7)):
+            v = getattr(self, name)
+            if not _is_int(v) or not lo <= v <= hi:
+                bad(name, f"an integer between {lo} and {hi}")
+            object.__setattr__(self, name, int(v))
+        if self.opt not in OPTIMIZERS:
+            bad("opt", f"one of {', '.join(OPTIMIZERS)}")
+        if self.lr is not None:
+            if not _is_num(self.lr) or self.lr <= 0:
+                bad("lr", "a number > 0, or None (the optimiser's default)")
+            object.__setattr__(self, "lr", float(self.lr))
+        for name in ("lamb", "lamb_l1", "lamb_entropy"):
+            v = getattr(self, name)
+            if not _is_num(v) or v < 0:
+                bad(name, "a finite number >= 0")
+            object.__setattr__(self, name, float(v))
+        if self.batch is not None:
+            if not _is_int(self.batch) or self.batch < 1:
+                bad("batch", "an integer >= 1, or None (min(256, rows))")
+            object.__setattr__(self, "batch", int(self.batch))
+        if not _is_num(self.r2_threshold) or not 0 <= self.r2_threshold <= 1:
+            bad("r2_threshold", "a number between 0 and 1")
+        object.__setattr__(self, "r2_threshold", float(self.r2_threshold))
+        if self.lib is not None:
+            lib = (self.lib,) if isinstance(self.lib, str) else self.lib
+            if not isinstance(lib, (list, tuple)) or not lib or not all(isinstance(n, str) for n in lib):
+                bad("lib", "a non-empty list of function names, or None (all built-ins)")
+            _check_lib(lib)
+            object.__setattr__(self, "lib", tuple(lib))
+        if self.device not in DEVICES:
+            bad("device", f"one of {', '.join(DEVICES)}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["lib"] = list(self.lib) if self.lib is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Settings":
+        if not isinstance(d, dict):
+            raise ValueError("settings must be a mapping")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(map(repr, unknown))}; "
+                             f"valid: {', '.join(sorted(known))}")
+        d = dict(d)
+        if isinstance(d.get("lib"), list):
+            d["lib"] = tuple(d["lib"])
+        return cls(**d)
+
+
+def _check_lib(lib) -> None:
+    from .symbolic import get_function
+
+    for n in lib:
+        try:
+            get_function(n)
+        except KeyError as e:
+            raise ValueError(str(e.args[0]) if e.args else f"unknown function {n!r}") from None
+
+
+# --------------------------------------------------------------------------- a background run
+
+class _Run:
+    def __init__(self, study: "Study", trainer: Trainer, before: State, config: TrainConfig, label: str):
+        self.study, self.trainer, self.before, self.config, self.label = study, trainer, before, config, label
+        self.settings = study.settings.to_dict()
+        self.finished = False
+        self.result: TrainResult | None = None
+
+
+# --------------------------------------------------------------------------- the Study
+
+class Study:
+    """An editable KAN session over one dataset. See the module docstring for the contract."""
+
+    def __init__(self, dataset: Dataset | None = None, settings: Settings | None = None, name: str = "study",
+                 *, max_undo: int = MAX_UNDO):
+        if dataset is not None and not isinstance(dataset, Dataset):
+            raise TypeError(f"dataset must be a kanstudio Dataset (from load_csv), got {type(dataset).__name__}")
+        if settings is not None and not isinstance(settings, Settings):
+            raise TypeError(f"settings must be a Settings, got {type(settings).__name__}")
+        self.lock = threading.RLock()
+        self.name = str(name)
+        self.settings = settings or Settings()
+        self.dataset: Dataset | None = None
+        self.model: KAN | None = None
+        self.version = 0
+        self.messages: list[tuple[str, str]] = []
+        self._history = History(max_undo)
+        self._run: _Run | None = None
+        self._last_run: _Run | None = None
+        self._loss: list[TrainEvent] = []
+        self._last_event: TrainEvent | None = None
+        self._cur: tuple[int, State] | None = None  # (version, State) of the current state
+        self._cache: dict[str, tuple[int, Any]] = {}
+        self._suggest_cache: dict[tuple, list] = {}
+        # Where the first recorded edit starts from: the base of replay and the study file.
+        self.base_settings = self.settings
+        if dataset is not None:
+            self._install_data(dataset)
+        self.base = self._state()
+
+    # ================================================================ small helpers
+    def _log(self, level: str, text: str) -> None:
+        self.messages.append((level, text))
+        if len(self.messages) > MAX_MESSAGES:
+            del self.messages[: len(self.messages) - MAX_MESSAGES]
+
+    def _bump(self) -> None:
+        self.version += 1
+
+    def _state(self) -> State:
+        """The current (dataset, model) as a State, taken once per version."""
+        if self._cur is not None and self._cur[0] == self.version:
+            return self._cur[1]
+        st = State(self.dataset, Memento.of(self.model) if self.model is not None else None)
+        self._cur = (self.version, st)
+        return st
+
+    def _apply_state(self, st: State) -> None:
+        model = None
+        if st.model is not None:
+            model = st.model.restore(device=self.settings.device)
+            if st.dataset is not None:
+                model.set_data(st.dataset)
+        self.dataset, self.model = st.dataset, model
+
+    def _restore_quietly(self, st: State) -> None:
+        """Put ``st`` back after a run that changed nothing (or failed half-way)."""
+        self._apply_state(st)
+        self._bump()
+        self._cur = (self.version, st)
+
+    def _check_idle(self, what: str = "edit the model") -> None:
+        if self._run is not None:
+            raise StudyBusy(f"cannot {what} while training is running: stop (or wait for) training first")
+
+    def _require_model(self) -> KAN:
+        if self.model is None:
+            raise ValueError("there is no model yet: load data first")
+        return self.model
+
+    def _record(self, label: str, spec: dict, before: State, info: dict | None = None,
+                settings: dict | None = None) -> Entry:
+        self._bump()
+        entry = Entry(label, spec, settings or self.settings.to_dict(), before, self._state(), info or {})
+        self._history.push(entry)
+        return entry
+
+    def _edit(self, fn, label_fn, spec_fn, *, what: str = "edit the model", record_if=None):
+        """Run ``fn()`` as one recorded edit; on any error restore the state before it exactly."""
+        with self.lock:
+            self._check_idle(what)
+            before = self._state()
+            version = self.version
+            try:
+                out = fn()
+            except BaseException:
+                self._apply_state(before)
+                self.version = version
+                self._cur = (version, before)
+                raise
+            if record_if is not None and not record_if(out):
+                # Nothing changed (e.g. nothing to prune): keep the model exactly as it was.
+                self._apply_state(before)
+                self._cur = (self.version, before)
+                return out
+            self._record(label_fn(out), spec_fn(out), before)
+            return out
+
+    def _node_name(self, layer: int, idx: int) -> str:
+        m = self.model
+        if m is not None:
+            dims = m.net.dims
+            if layer == 0 and m.feature_names_ and idx < len(m.feature_names_):
+                return m.feature_names_[idx]
+            if layer == len(dims) - 1 and len(dims) > 1:
+                return m.target_name_ if dims[-1] == 1 else f"{m.target_name_}[{idx}]"
+        return f"n{layer}.{idx}"
+
+    def _edge_name(self, l: int, i: int, j: int) -> str:
+        return f"{self._node_name(l, i)} → {self._node_name(l + 1, j)}"
+
+    # ================================================================ data
+    def _fresh_model(self, dataset: Dataset, strict: bool) -> KAN:
+        s = self.settings
+        width = s.width
+        if width is not None:
+            n_in = parse_width(width)[0][0]
+            if n_in != dataset.n_inputs:
+                msg = (f"the width setting {width!r} has {n_in} input(s) but the data has "
+                       f"{dataset.n_inputs} ({', '.join(dataset.inputs)})")
+                if strict:
+                    raise ValueError(msg + "; change the width (or set it to auto)")
+                self._log("warning", msg + "; using the automatic width instead")
+                width = None
+        if width is None:
+            width = default_width(dataset.n_inputs)
+        model = KAN(width=width if isinstance(width, list) else parse_width(width), grid=s.grid, k=s.k,
+                    seed=s.seed, device=s.device)
+        return model.set_data(dataset)
+
+    def _install_data(self, dataset: Dataset, keep_model: bool = False) -> None:
+        if keep_model and self.model is not None:
+            self.model.set_data(dataset)
+        else:
+            self.model = self._fresh_model(dataset, strict=False)
+        self.dataset = dataset
+        for w in dataset.warnings:
+            self._log("warning", w)
+
+    def _data_label(self, ds: Dataset, verb: str) -> str:
+        return (f"{verb} {ds.name!r}: {ds.n_rows} rows, {', '.join(ds.inputs)} → {ds.target}"
+                f" (test {ds.test_fraction:g})")
+
+    def load_data(self, source, *, target: str | None = None, inputs=None, test_fraction: float | None = None,
+                  name: str | None = None) -> Dataset:
+        """Read a CSV (path, bytes, text or open file) and make it the study's data (an edit).
+        A ``DataError`` (a ValueError) leaves the study unchanged."""
+        with self.lock:
+            self._check_idle("load data")
+            kw = {} if test_fraction is None else {"test_fraction": test_fraction}
+            ds = load_csv(source, target=target, inputs=inputs, name=name, **kw)
+            path = None
+            if isinstance(source, (str, os.PathLike)) and "\n" not in str(source) and "\r" not in str(source):
+                path = str(Path(source).resolve())
+            self._set_data(ds, path, "load")
+            return ds
+
+    def set_data(self, dataset: Dataset) -> None:
+        """Use ``dataset`` (a new, untrained model is built for it); an edit."""
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"set_data expects a Dataset (from load_csv), got {type(dataset).__name__}")
+        with self.lock:
+            self._check_idle("change the data")
+            self._set_data(dataset, None, "set data")
+
+    def _set_data(self, ds: Dataset, path: str | None, verb: str) -> None:
+        self._edit(lambda: self._install_data(ds), lambda _: self._data_label(ds, verb),
+                   lambda _: {"op": "set_data", "args": {"dataset": ds, "source": path}}, what="change the data")
+
+    def set_roles(self, *, inputs=None, target: str | None = None, test_fraction: float | None = None) -> None:
+        """Choose other inputs/target among the loaded columns, or another test fraction (an edit).
+        Changing only the test fraction keeps the model; other changes build a fresh one."""
+        with self.lock:
+            self._check_idle("change the data roles")
+            if self.dataset is None:
+                raise ValueError("there is no data yet: load a CSV first")
+            old = self.dataset
+            ds = old.with_roles(inputs=inputs, target=target, test_fraction=test_fraction)
+            if ds.inputs == old.inputs and ds.target == old.target and ds.test_fraction == old.test_fraction:
+                return
+            keep = ds.inputs == old.inputs and ds.target == old.target
+            parts = []
+            if ds.inputs != old.inputs or ds.target != old.target:
+                parts.append(f"{', '.join(ds.inputs)} → {ds.target}")
+            if ds.test_fraction != old.test_fraction:
+                parts.append(f"test fraction {ds.test_fraction:g}")
+            self._edit(lambda: self._install_data(ds, keep_model=keep), lambda _: "roles: " + "; ".join(parts),
+                       lambda _: {"op": "set_roles", "args": {"inputs": list(ds.inputs), "target": ds.target,
+                                                              "test_fraction": ds.test_fraction}},
+                       what="change the data roles")
+
+    # ================================================================ settings
+    def update_settings(self, **kw) -> Settings:
+        """Change settings (validated; ``ValueError`` names the bad one). Not an undoable edit:
+        settings apply to what is done next and are saved in the study file."""
+        with self.lock:
+            known = {f.name for f in fields(Settings)}
+            unknown = sorted(set(kw) - known)
+            if unknown:
+                raise ValueError(f"unknown setting(s) {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(known))}")
+            new = replace(self.settings, **kw)
+            if new != self.settings:
+                self.settings = new
+                self._bump()
+            return self.settings
+
+    # ================================================================ model
+    def reset_model(self) -> None:
+        """A fresh, untrained KAN from the settings and the data (an edit)."""
+        with self.lock:
+            self._check_idle("reset the model")
+            if self.dataset is None:
+                raise ValueError("there is no data yet: load a CSV first")
+            ds = self.dataset
+
+            def do():
+                self.model = self._fresh_model(ds, strict=True)
+
+            s = self.settings
+            self._edit(do, lambda _: f"new model [{self.model.width_str}] grid {s.grid}, k {s.k}, seed {s.seed}",
+                       lambda _: {"op": "reset_model", "args": {}}, what="reset the model")
+
+    def _train_config(self, steps, overrides: dict) -> TrainConfig:
+        unknown = sorted(set(overrides) - set(TRAIN_OVERRIDES))
+        if unknown:
+            raise ValueError(f"unknown training option(s) {', '.join(map(repr, unknown))}; "
+                             f"valid: steps, {', '.join(TRAIN_OVERRIDES)}")
+        s = self.settings
+        steps = s.steps if steps is None else steps
+        if not _is_int(steps) or steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        self._require_model()
+        vals = {"opt": s.opt, "lr": s.lr, "lamb": s.lamb, "lamb_l1": s.lamb_l1, "lamb_entropy": s.lamb_entropy,
+                "batch": s.batch, "update_grid": True, "seed": s.seed}
+        vals.update(overrides)  # an explicit None (lr, batch) means "the optimiser's default"
+        if vals["batch"] is not None and (not _is_int(vals["batch"]) or vals["batch"] < 1):
+            raise ValueError(f"batch must be an integer >= 1 or None, got {vals['batch']!r}")
+        if not _is_int(vals["seed"]) or vals["seed"] < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {vals['seed']!r}")
+        vals["update_grid"] = bool(vals["update_grid"])
+        return TrainConfig(steps=int(steps), **vals).validate()
+
+    @staticmethod
+    def _train_spec(cfg: TrainConfig, steps_done: int) -> dict:
+        args = {"steps": steps_done}
+        args.update({k: getattr(cfg, k) for k in TRAIN_OVERRIDES})
+        return {"op": "train", "args": args}
+
+    @staticmethod
+    def _train_label(cfg: TrainConfig, steps_done: int, status: str) -> str:
+        what = "refit" if cfg.lamb == 0 and not cfg.update_grid else "train"
+        n = f"{steps_done} steps" if steps_done == cfg.steps else f"{steps_done}/{cfg.steps} steps"
+        extra = f", λ={cfg.lamb:g}" if cfg.lamb else ""
+        tail = "" if status == "done" else f" ({status})"
+        return f"{what} {n} ({cfg.opt}{extra}){tail}"
+
+    def train(self, steps: int | None = None, **overrides) -> TrainResult:
+        """Train in this thread (an edit). ``steps`` defaults to the setting; ``overrides``: opt, lr,
+        lamb, lamb_l1, lamb_entropy, batch (default: the settings), update_grid (True), seed
+        (settings.seed). Holds the lock throughout, so other threads wait."""
+        with self.lock:
+            self._check_idle("train")
+            cfg = self._train_config(steps, overrides)
+            model = self.model
+            before = self._state()
+            self._loss = []
+
+            def on_event(ev: TrainEvent) -> None:
+                self._push_event(ev)
+
+            try:
+                res = _train(model.net, model.X_train_, model.y_train_, model.X_test_, model.y_test_, cfg,
+                             on_event=on_event, lock=self.lock)
+            except BaseException:
+                self._restore_quietly(before)
+                raise
+            model.train_result_ = res
+            self._finish_message(res.status, res.steps, res.message)
+            if res.steps > 0:
+                self._record(self._train_label(cfg, res.steps, res.status), self._train_spec(cfg, res.steps),
+                             before, info={"status": res.status})
+            else:
+                self._restore_quietly(before)
+            return res
+
+    def refit(self, steps: int = 50) -> TrainResult:
+        """Train every parameter (snapped (a, b, c, d) included) without the sparsity penalty
+        and without moving the grids: polishes constants after snapping/pruning."""
+        return self.train(steps, lamb=0.0, update_grid=False)
+
+    # ---------------------------------------------------------------- background training
+    def start_training(self, steps: int | None = None, **overrides) -> None:
+        """Train in a background thread; the run becomes one history entry when it ends.
+        ``StudyBusy`` if this study is training, or the process-wide cap is reached."""
+        with self.lock:
+            self._check_idle("start training")
+            if self.model is None:
+                raise ValueError("there is no data yet: load a CSV first")
+            cfg = self._train_config(steps, overrides)
+            model = self.model
+            before = self._state()
+            with _CAP_LOCK:
+                if len(_ACTIVE) >= _MAX_CONCURRENT:
+                    raise StudyBusy(f"{len(_ACTIVE)} training runs are already going (the limit is "
+                                    f"{_MAX_CONCURRENT}); wait for one to finish and try again")
+                run = _Run(self, None, before, cfg, "")  # type: ignore[arg-type]
+                _ACTIVE.add(run)
+            try:
+                run.trainer = Trainer(model.net, model.X_train_, model.y_train_, model.X_test_, model.y_test_,
+                                      cfg, on_event=lambda ev: self._on_bg_event(run, ev), lock=self.lock)
+                self._run = run
+                self._loss = []
+                self._last_event = None
+                self._bump()
+                run.trainer.start()
+            except BaseException:
+                self._run = None
+                with _CAP_LOCK:
+                    _ACTIVE.discard(run)
+                raise
+
+    def _push_event(self, ev: TrainEvent) -> None:
+        self._last_event = ev
+        self._loss.append(ev)
+        if len(self._loss) > MAX_LOSS_HISTORY:  # thin the older half, keep the recent detail
+            half = len(self._loss) // 2
+            self._loss = self._loss[:half:2] + self._loss[half:]
+        self._bump()
+
+    def _on_bg_event(self, run: _Run, ev: TrainEvent) -> None:
+        # Called in the training thread: short, and never raises (it would abort the run).
+        try:
+            with self.lock:
+                if run.finished or run is not self._run:
+                    return
+                self._push_event(ev)
+                if ev.kind in ("done", "stopped", "failed"):
+                    self._finish_run(run, ev)
+        except Exception as e:  # pragma: no cover - defensive
+            try:
+                self._log("error", f"internal error after a training event: {type(e).__name__}: {e}")
+            except Exception:
+                pass
+
+    def _finish_run(self, run: _Run, ev: TrainEvent | None) -> None:
+        """Turn a finished background run into one history entry (under the lock)."""
+        if run.finished:
+            return
+        run.finished = True
+        try:
+            tr = run.trainer
+            status = ev.kind if ev is not None else "failed"
+            steps = ev.step if ev is not None else 0
+            if tr.error is not None:  # an exception inside the loop: the model may be half-stepped
+                steps = 0
+            message = ev.message if ev is not None else "the training thread ended without a result"
+            run.result = TrainResult(status=status, steps=steps, history=list(self._loss), message=message)
+            self._finish_message(status, steps, message)
+            if steps > 0:
+                if self.model is not None:
+                    self.model.train_result_ = run.result
+                self._record(self._train_label(run.config, steps, status), self._train_spec(run.config, steps),
+                             run.before, info={"status": status}, settings=run.settings)
+            else:
+                self._restore_quietly(run.before)
+        finally:
+            self._run = None
+            self._last_run = run
+            with _CAP_LOCK:
+                _ACTIVE.discard(run)
+
+    def _finish_message(self, status: str, steps: int, message: str) -> None:
+        if status == "failed":
+            self._log("error", f"training failed after {steps} step(s): {message}")
+        elif status == "stopped":
+            self._log("info", f"training stopped after {steps} step(s)" + (f": {message}" if message else ""))
+        else:
+            self._log("info", f"training done: {steps} step(s)")
+
+    def pause_training(self) -> None:
+        run = self._run
+        if run is not None:
+            run.trainer.pause()
+            with self.lock:
+                self._bump()
+
+    def resume_training(self) -> None:
+        run = self._run
+        if run is not None:
+            run.trainer.resume()
+            with self.lock:
+                self._bump()
+
+    def stop_training(self, wait: bool = True) -> None:
+        """Ask the run to stop (it keeps the steps done); with ``wait``, return once it has."""
+        run = self._run
+        if run is None:
+            return
+        run.trainer.stop(join=False)
+        if wait:
+            self._join(run, None)
+
+    def _join(self, run: _Run, timeout: float | None) -> bool:
+        # Never hold self.lock here: the training thread needs it to finish.
+        if getattr(self.lock, "_is_owned", lambda: False)() and run.trainer.running:
+            raise RuntimeError("wait for or stop training without holding study.lock: the training thread "
+                               "needs the lock to finish (this would deadlock)")
+        run.trainer.join(timeout)
+        if run.trainer.running:
+            return False
+        if not run.finished:  # the thread ended without a final event (should not happen)
+            with self.lock:
+                self._finish_run(run, None)
+        return True
+
+    def wait_training(self, timeout: float | None = None) -> TrainResult | None:
+        """Block until the current run ends; its result (or the last run's), ``None`` on timeout
+        or when nothing was ever trained in the background."""
+        run = self._run or self._last_run
+        if run is None:
+            return None
+        if not self._join(run, timeout):
+            return None
+        return run.result
+
+    @property
+    def training(self) -> bool:
+        return self._run is not None
+
+    @property
+    def training_paused(self) -> bool:
+        run = self._run
+        return run is not None and run.trainer.control.paused
+
+    @property
+    def loss_history(self) -> list[TrainEvent]:
+        with self.lock:
+            return list(self._loss)
+
+    @property
+    def last_event(self) -> TrainEvent | None:
+        return self._last_event
+
+    def close(self) -> None:
+        """Stop and join the training thread (the tab was closed). Safe to call twice."""
+        self.stop_training(wait=True)
+
+    def __enter__(self) -> "Study":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ================================================================ edits
+    def _check_edge(self, l, i, j) -> None:
+        m = self._require_model()
+        for name, v in (("l", l), ("i", i), ("j", j)):
+            if not _is_int(v):
+                raise ValueError(f"edge index {name} must be an integer, got {v!r}")
+        m._check_edge(l, i, j)
+
+    def _edge_live(self, l, i, j) -> bool:
+        return bool(self.model.net.layers[l].mask[i, j] > 0)
+
+    def snap(self, l: int, i: int, j: int, fn="auto", lib=None):
+        """Replace edge ``i -> j`` of layer ``l`` by ``c*f(a*x+b)+d``: ``fn`` is a function name,
+        ``'auto'`` (the best candidate) or a :class:`Candidate`. Returns the Candidate used."""
+        from .symbolic import Candidate
+
+        with self.lock:
+            self._check_idle()
+            self._check_edge(l, i, j)
+            if not self._edge_live(l, i, j):
+                raise ValueError(f"edge {self._edge_name(l, i, j)} is pruned; there is nothing to snap")
+            if lib is not None:
+                lib = (lib,) if isinstance(lib, str) else tuple(lib)
+                _check_lib(lib)
+            if isinstance(fn, Candidate):
+                fn_spec: Any = {"candidate": {k: getattr(fn, k) for k in
+                                              ("name", "a", "b", "c", "d", "r2", "complexity", "score")}}
+                _check_lib((fn.name,))
+            elif isinstance(fn, str):
+                if fn != "auto":
+                    _check_lib((fn,))
+                fn_spec = fn
+            else:
+                raise ValueError(f"fn must be a function name, 'auto' or a Candidate, got {type(fn).__name__}")
+
+            def do():
+                return self.model.snap(l, i, j, fn, lib=list(lib) if lib else None)
+
+            return self._edit(do, lambda c: f"snap {self._edge_name(l, i, j)} to {c.name} (R² {c.r2:.4f})",
+                              lambda c: {"op": "snap", "args": {"l": l, "i": i, "j": j, "fn": fn_spec,
+                                                                "lib": list(lib) if lib else None}})
+
+    def unsnap(self, l: int, i: int, j: int) -> None:
+        """Put the spline back on a snapped edge (what it learned underneath is kept)."""
+        with self.lock:
+            self._check_idle()
+            self._check_edge(l, i, j)
+            name = self.model.net.layers[l].sym_names[i][j]
+            if not self._edge_live(l, i, j) or name is None:
+                raise ValueError(f"edge {self._edge_name(l, i, j)} is not snapped; there is nothing to unsnap")
+            self._edit(lambda: self.model.unsnap(l, i, j), lambda _: f"unsnap {self._edge_name(l, i, j)} ({name})",
+                       lambda _: {"op": "unsnap", "args": {"l": l, "i": i, "j": j}})
+
+    def prune_edge(self, l: int, i: int, j: int) -> None:
+        """Remove one edge; its mean output stays behind as a bias, so predictions barely move."""
+        with self.lock:
+            self._check_idle()
+            self._check_edge(l, i, j)
+            if not self._edge_live(l, i, j):
+                raise ValueError(f"edge {self._edge_name(l, i, j)} is already pruned")
+            self._edit(lambda: self.model.prune_edge(l, i, j), lambda _: f"prune edge {self._edge_name(l, i, j)}",
+                       lambda _: {"op": "prune_edge", "args": {"l": l, "i": i, "j": j}})
+
+    def prune_node(self, l: int, j: int) -> None:
+        """Remove hidden node ``j`` of node layer ``l`` (1 .. depth-1) with all its edges."""
+        with self.lock:
+            self._check_idle()
+            m = self._require_model()
+            dims = m.net.dims
+            if not _is_int(l) or not _is_int(j):
+                raise ValueError(f"node indices must be integers, got ({l!r}, {j!r})")
+            if not 0 < l < len(dims) - 1:
+                raise ValueError(f"only hidden nodes can be pruned: node layers 1..{len(dims) - 2}, got layer {l}"
+                                 if len(dims) > 2 else "this network has no hidden nodes to prune")
+            if not 0 <= j < dims[l]:
+                raise ValueError(f"node layer {l} has {dims[l]} nodes, no node {j}")
+            if not bool(m.net.live_nodes()[l][j]):
+                raise ValueError(f"node {self._node_name(l, j)} is already pruned")
+            self._edit(lambda: m.prune_node(l, j), lambda _: f"prune node {self._node_name(l, j)}",
+                       lambda _: {"op": "prune_node", "args": {"l": l, "j": j}})
+
+    def auto_prune(self, node_th: float = 1e-2, edge_th: float | None = None) -> dict:
+        """Prune hidden nodes (and with ``edge_th`` edges) scoring below the thresholds.
+        Returns ``{'nodes': [(l, j)], 'edges': [(l, i, j)]}``; nothing removed = no entry."""
+        if not _is_num(node_th) or node_th < 0:
+            raise ValueError(f"node_th must be a number >= 0, got {node_th!r}")
+        if edge_th is not None and (not _is_num(edge_th) or edge_th < 0):
+            raise ValueError(f"edge_th must be a number >= 0 or None, got {edge_th!r}")
+        with self.lock:
+            self._check_idle()
+            m = self._require_model()
+
+            def label(r):
+                return (f"auto-prune (θ={node_th:g}{'' if edge_th is None else f', edges {edge_th:g}'}): "
+                        f"{len(r['nodes'])} node(s), {len(r['edges'])} edge(s)")
+
+            out = self._edit(lambda: m.prune(node_th=float(node_th), edge_th=None if edge_th is None else float(edge_th)),
+                             label, lambda r: {"op": "auto_prune", "args": {"node_th": float(node_th),
+                                                                           "edge_th": None if edge_th is None else float(edge_th)}},
+                             record_if=lambda r: bool(r["nodes"] or r["edges"]))
+            if not (out["nodes"] or out["edges"]):
+                self._log("info", f"auto-prune: nothing scores below {node_th:g}; nothing was removed")
+            return out
+
+    def auto_symbolic(self, r2_threshold: float | None = None, lib=None) -> dict:
+        """Snap every live spline edge whose best candidate reaches ``r2_threshold`` (default: the
+        setting). Returns ``{'snapped': [(l, i, j, Candidate)], 'skipped': [(l, i, j, best_r2)]}``."""
+        with self.lock:
+            self._check_idle()
+            m = self._require_model()
+            r2 = self.settings.r2_threshold if r2_threshold is None else r2_threshold
+            if not _is_num(r2) or not 0 <= r2 <= 1:
+                raise ValueError(f"r2_threshold must be a number between 0 and 1, got {r2!r}")
+            lib = self.settings.lib if lib is None else ((lib,) if isinstance(lib, str) else tuple(lib))
+            if lib is not None:
+                _check_lib(lib)
+
+            def label(r):
+                names = ", ".join(sorted({c.name for *_, c in r["snapped"]}))
+                return f"auto-symbolic (R² ≥ {r2:g}): {len(r['snapped'])} edge(s) [{names}]"
+
+            out = self._edit(lambda: m.auto_symbolic(r2_threshold=float(r2), lib=list(lib) if lib else None), label,
+                             lambda r: {"op": "auto_symbolic", "args": {"r2_threshold": float(r2),
+                                                                        "lib": list(lib) if lib else None}},
+                             record_if=lambda r: bool(r["snapped"]))
+            if not out["snapped"]:
+                self._log("info", f"auto-symbolic: no edge reached R² ≥ {r2:g}; nothing was snapped")
+            return out
+
+    def refine(self, grid: int) -> None:
+        """Grid extension: refit every edge's spline on ``grid`` intervals (functions are kept)."""
+        if not _is_int(grid) or not 1 <= grid <= 1000:
+            raise ValueError(f"grid must be an integer between 1 and 1000, got {grid!r}")
+        with self.lock:
+            self._check_idle()
+            m = self._require_model()
+            old = m.grid
+            self._edit(lambda: m.refine(int(grid)), lambda _: f"refine grid {old} → {grid}",
+                       lambda _: {"op": "refine", "args": {"grid": int(grid)}})
+
+    def suggest(self, l: int, i: int, j: int, lib=None) -> list:
+        """Ranked candidate functions for an edge (best first); cached per version."""
+        with self.lock:
+            self._check_edge(l, i, j)
+            lib = None if lib is None else ((lib,) if isinstance(lib, str) else tuple(lib))
+            if lib is not None:
+                _check_lib(lib)
+            key = (self.version, l, i, j, lib)
+            if key not in self._suggest_cache:
+                self._suggest_cache = {k: v for k, v in self._suggest_cache.items() if k[0] == self.version}
+                self._suggest_cache[key] = self.model.suggest_symbolic(l, i, j, lib=list(lib) if lib else None)
+            return list(self._suggest_cache[key])
+
+    # ================================================================ history
+    def undo(self) -> str | None:
+        """Undo the last edit (data changes included); returns its label, or None."""
+        with self.lock:
+            self._check_idle("undo")
+            e = self._history.undo()
+            if e is None:
+                return None
+            self._apply_state(e.before)
+            self._bump()
+            self._cur = (self.version, e.before)
+            return e.label
+
+    def redo(self) -> str | None:
+        with self.lock:
+            self._check_idle("redo")
+            e = self._history.redo()
+            if e is None:
+                return None
+            self._apply_state(e.after)
+            self._bump()
+            self._cur = (self.version, e.after)
+            return e.label
+
+    @property
+    def can_undo(self) -> bool:
+        return self._run is None and self._history.can_undo
+
+    @property
+    def can_redo(self) -> bool:
+        return self._run is None and self._history.can_redo
+
+    @property
+    def history_labels(self) -> list[str]:
+        return self._history.labels
+
+    @property
+    def history_index(self) -> int:
+        return self._history.index
+
+    @property
+    def history(self) -> History:
+        return self._history
+
+    # ================================================================ results
+    def _cached(self, key: str, make):
+        with self.lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == self.version:
+                return hit[1]
+            value = make()
+            self._cache[key] = (self.version, value)
+            return value
+
+    def _test_split(self):
+        _, _, Xte, yte = self.dataset.split()
+        return (Xte, yte) if len(Xte) else (None, None)
+
+    def snapshot(self):
+        """A :class:`~kanstudio.core.snapshot.NetworkSnapshot` of the model, or None."""
+        from .snapshot import snapshot_network
+
+        def make():
+            if self.model is None:
+                return None
+            m = self.model
+            names = m.feature_names_ or [f"x{i}" for i in range(m.net.dims[0])]
+            return snapshot_network(m.net, m.X_train_, names, [m.target_name_], self.version)
+
+        return self._cached("snapshot", make)
+
+    def formula(self):
+        """The model as a :class:`~kanstudio.core.formula.FormulaResult` (checked on the test
+        split), or None without a model."""
+        def make():
+            if self.model is None:
+                return None
+            from .formula import build_formula
+
+            Xte, yte = self._test_split()
+            return build_formula(self.model, Xte, yte)
+
+        return self._cached("formula", make)
+
+    def pareto(self) -> list:
+        """Formulas from simple to exact (``pareto_front``), scored on the test split (the training
+        split when there is no test split)."""
+        def make():
+            if self.model is None:
+                return []
+            from .formula import pareto_front
+
+            Xte, yte = self._test_split()
+            if Xte is None:
+                Xte, yte, _, _ = self.dataset.split()
+            return pareto_front(self.model, Xte, yte)
+
+        return self._cached("pareto", make)
+
+    def predictions(self) -> pd.DataFrame:
+        """Every row: inputs, target, network prediction, formula prediction, split."""
+        with self.lock:
+            if self.model is None or self.dataset is None:
+                raise ValueError("there is no model yet: load data first")
+            ds = self.dataset
+            X = ds.X
+            df = ds.frame[[*ds.inputs, ds.target]].copy()
+            df[f"{ds.target}_network"] = self.model.predict(X)
+            try:
+                f = self.formula()
+                df[f"{ds.target}_formula"] = np.asarray(f.evaluate(X), dtype=np.float64).reshape(len(X)) \
+                    if f is not None else np.nan
+            except ImportError:  # the formula module is not available in this build
+                df[f"{ds.target}_formula"] = np.nan
+            split = np.full(len(X), "train", dtype=object)
+            split[ds.split_indices()[1]] = "test"
+            df["split"] = split
+            return df
+
+    def predictions_csv(self) -> str:
+        return self.predictions().to_csv(index=False, lineterminator="\n")
+
+    # ================================================================ persistence and replay
+    def save(self, path) -> None:
+        from .studyfile import save_study
+
+        save_study(self, path)
+
+    @classmethod
+    def load(cls, path) -> "Study":
+        from .studyfile import load_study
+
+        return load_study(path)
+
+    def to_bytes(self) -> bytes:
+        from .studyfile import study_to_bytes
+
+        return study_to_bytes(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Study":
+        from .studyfile import study_from_bytes
+
+        return study_from_bytes(data)
+
+    def replay_script(self) -> str:
+        from .replay import replay_script
+
+        return replay_script(self)
+
+    def __repr__(self) -> str:
+        data = f"{self.dataset.n_rows} rows" if self.dataset is not None else "no data"
+        model = repr(self.model) if self.model is not None else "no model"
+        return (f"Study({self.name!r}, {data}, {model}, {self._history.index}/{len(self._history)} edits"
+                f"{', training' if self.training else ''})")

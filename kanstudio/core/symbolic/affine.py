@@ -1,0 +1,594 @@
+"""Affine fit of one edge to every candidate at once: ``y ≈ c * f(a * x + b) + d``.
+
+Pipeline (``F`` functions, ``P = grid_points²`` grid points each, ``n`` samples):
+
+1. Drop non-finite samples; scale x to ``[-1, 1]`` and y to mean 0, std 1. Every search below
+   happens in these units, so huge or tiny magnitudes cost nothing; results are mapped back.
+2. Coarse grid: ``u = a x + b`` as ``(F, P, m)`` blocks on an ``m <= 64`` point subsample
+   spread over the sorted x (extremes included); ``(c, d)`` by closed-form 1-D least squares,
+   i.e. ``R² = corr(f(u), y)²``, per grid point. A point whose ``u`` leaves ``f``'s domain
+   (``valid``) at any of these samples gets ``R² = -inf``.
+3. Starts: the best ``STARTS`` local or row maxima of each function's ``R²`` grid.
+4. Refinement: Levenberg-Marquardt on ``(a, b)`` with ``(c, d)`` eliminated (variable
+   projection, Kaufman's Jacobian, central-difference slopes), vectorised over all ``F * STARTS``
+   starts in float64 - first on the subsample, then the best start per function on all samples.
+   A step is kept only if it lowers the error and ``u`` stays in the domain on every sample.
+   The final check is repeated in the caller's units, so every returned candidate is defined
+   on every (finite) sample.
+
+Redundancy is removed per family instead of searched: for powers, poles, abs and sgn
+``f(a x + b) = g(a) f(x + b/a)``, so ``a = 1`` and only the shift ``b`` is searched (densely next
+to a pole); roots and log take ``a = ±1`` and ``b`` from the domain edge outwards; ``exp`` takes
+``b = 0``; ``sgn`` gets the exact best split; odd, even and sigmoid-like built-ins search
+``a > 0`` only, periodic ones one period of ``b``, arcsin/arccos/arctanh only ``|a|, |b| <= 1``.
+``'x'`` is the plain linear fit (``a = 1, b = 0``), ``'0'`` the constant ``y ≈ d``.
+``|a| >= 0.1`` (normalised units) everywhere: as ``a -> 0`` every smooth ``f`` becomes a line (or
+a parabola), which would let any function "fit" linear data perfectly.
+
+``a_range`` / ``b_range`` bound the general search in the normalised units of step 1 (x scaled
+to [-1, 1]); returned ``a, b, c, d`` are in the caller's units, written in the family's canonical
+form (``a = 1`` for powers, ``b = 0`` for exp, ``b`` within half a period for sin/cos/tan, ...).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as nnf
+
+from .library import LIBRARY, SymbolicFunction, _finite, default_names, get_function
+from .parse import parse_function
+
+__all__ = ["Candidate", "fit_affine", "fit_one", "score"]
+
+R2_FLOOR = 1e-10  # below this, 1 - R² is rounding noise, not a better law
+A_MIN = 0.1
+GRID_SAMPLES = 64  # samples in the coarse grid and the first refinement phase
+GRID_SIDE = 15  # default grid points per axis
+STARTS = 4
+ITERS_SUB, ITERS_FULL = 12, 4  # LM iterations on the subsample, then on all samples
+_CHUNK = 32768  # elements per grid block: a few hundred kB, cache-sized
+_TRACE = None  # a list here collects the active function count per LM iteration (debugging)
+_H = 1e-6  # central-difference step for f'(u)
+
+_SHIFT = {"x^2": 2, "x^3": 3, "x^4": 4, "x^5": 5, "1/x": -1, "1/x^2": -2, "1/x^3": -3, "abs": None}
+_SIGNED_SHIFT = {"sqrt": 0.5, "1/sqrt": -0.5, "x^1.5": 1.5, "log": None}
+# general built-ins: (max |a|, b interval searched) where the domain or period says more than
+# the caller's ranges; all of them are odd/even/affinely symmetric, so a > 0 suffices
+_GENERAL_HINTS = {
+    "sin": (None, (-math.pi, math.pi)), "cos": (None, (-math.pi, math.pi)),
+    "tan": (math.pi / 2, (-math.pi / 2, math.pi / 2)),
+    "arcsin": (1.0, (-1.0, 1.0)), "arccos": (1.0, (-1.0, 1.0)), "arctanh": (1.0, (-1.0, 1.0)),
+    "tanh": (None, None), "arctan": (None, None), "gaussian": (None, None), "sigmoid": (None, None),
+}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One ranked fit ``y ≈ c * f(a * x + b) + d`` (caller's units). Lower ``score`` is better."""
+
+    name: str
+    a: float
+    b: float
+    c: float
+    d: float
+    r2: float
+    complexity: int
+    score: float
+
+
+def score(r2: float, complexity: int, weight_complexity: float = 1.0,
+          b: float = 0.0, c: float = 1.0, d: float = 0.0) -> float:
+    """``log10(1 - R² + 1e-10) + weight_complexity * complexity + tie``, lower is better.
+
+    One unit of complexity is worth a factor 10 in unexplained variance (with the default
+    weight): a much better R² beats a simpler function, and among fits that are all perfect
+    (1 - R² at the 1e-10 floor) the simpler one wins. ``tie <= 0.006`` only separates fits of
+    equal quality, preferring the unshifted, positive form: sin(pi x) over cos(pi x - pi/2),
+    arccos(x) over pi/2 - arcsin(x). ``'0'`` has R² = 0, so its score is 0: an edge whose best
+    function explains less than ``1 - 10**-complexity`` of the variance ranks below the dead edge.
+    """
+    s = lambda t: abs(t) / (1.0 + abs(t))
+    tie = 0.002 * s(b) + 0.002 * s(d) + 0.001 * (c < 0)
+    r2 = min(max(float(r2), 0.0), 1.0)
+    return math.log10(1.0 - r2 + R2_FLOOR) + weight_complexity * complexity + tie
+
+
+# ---------------------------------------------------------------------------------------------
+# per-function search plans
+
+
+@dataclass
+class _Plan:
+    fn: SymbolicFunction
+    kind: str  # general | shift | signed_shift | scale | step | linear | zero
+    builtin: bool
+    a: np.ndarray  # grid (P,)
+    b: np.ndarray
+    pad: np.ndarray  # (P,) True where the grid was padded to the common size
+    free_a: bool
+    free_b: bool
+    a_lo: float  # |a| bounds
+    a_hi: float
+    b_lo: float
+    b_hi: float
+
+
+def _kind(fn: SymbolicFunction) -> str:
+    if LIBRARY.get(fn.name) is not fn:
+        return "general"
+    name = fn.name
+    if name in ("x", "0"):
+        return {"x": "linear", "0": "zero"}[name]
+    if name == "sgn":
+        return "step"
+    if name in _SHIFT:
+        return "shift"
+    if name in _SIGNED_SHIFT:
+        return "signed_shift"
+    if name == "exp":
+        return "scale"
+    return "general"
+
+
+def _pad(a: np.ndarray, b: np.ndarray, P: int):
+    n = len(a)
+    pad = np.zeros(P, dtype=bool)
+    if n < P:
+        pad[n:] = True
+        a = np.concatenate([a, np.full(P - n, a[0])])
+        b = np.concatenate([b, np.full(P - n, b[0])])
+    return a[:P], b[:P], pad
+
+
+def _edge_gaps(hi: float, n: int) -> np.ndarray:
+    """Distances from a domain edge: 0, then geometric from 1e-4 up to ``hi``."""
+    return np.concatenate([[0.0], np.geomspace(1e-4, max(hi, 1e-3), n - 1)])
+
+
+def _plan(fn: SymbolicFunction, side: int, a_range, b_range) -> _Plan:
+    P = side * side
+    kind = _kind(fn)
+    a_hi = max(abs(a_range[0]), abs(a_range[1]), A_MIN)
+    b_lo, b_hi = float(min(b_range)), float(max(b_range))
+    free_a, free_b = True, True
+    if kind == "general":
+        builtin = LIBRARY.get(fn.name) is fn
+        cap, b_int = _GENERAL_HINTS.get(fn.name, (None, None)) if builtin else (None, None)
+        if cap is not None:
+            a_hi = min(a_hi, cap)
+        lo_b, hi_b = b_int if b_int is not None else (b_lo, b_hi)
+        periodic = builtin and fn.name in ("sin", "cos", "tan")
+        bs = np.linspace(lo_b, hi_b, side, endpoint=not periodic)
+        if b_int is not None and not periodic:
+            b_lo, b_hi = lo_b, hi_b
+        if builtin:
+            mags = np.geomspace(A_MIN, a_hi, side)
+            a_vals = mags
+        else:  # unknown symmetry: both signs, as a_range allows
+            signs = [s for s in (-1.0, 1.0) if (a_range[0] < 0 if s < 0 else a_range[1] > 0)] or [1.0]
+            mags = np.geomspace(A_MIN, a_hi, max(side // len(signs), 2))
+            a_vals = np.concatenate([s * mags for s in signs])
+        A, B = np.meshgrid(a_vals, bs, indexing="ij")
+        a, b = A.ravel(), B.ravel()
+    elif kind == "shift":
+        if fn.name == "abs":  # a kink outside the data is just a line, which 'x' already is
+            b_lo, b_hi = -1.0, 1.0
+        if _SHIFT[fn.name] is not None and _SHIFT[fn.name] < 0:
+            # a pole must sit outside the data (|b| > 1): dense near it, where the shape changes fast
+            gap = _edge_gaps(b_hi - 1.0, P // 2)
+            b = np.concatenate([1.0 + gap, -1.0 - gap])
+        else:
+            b = np.linspace(b_lo, b_hi, P)
+        a = np.ones(len(b))
+        free_a = False
+    elif kind == "signed_shift":
+        # u = ±x + b >= 0 on x in [-1, 1] needs b >= 1; the shape changes fastest near b = 1
+        half = 1.0 + _edge_gaps(b_hi - 1.0, P // 2)
+        a, b = np.concatenate([np.ones(P // 2), -np.ones(P // 2)]), np.concatenate([half, half])
+        free_a = False
+    elif kind == "scale":
+        mags = np.geomspace(A_MIN, a_hi, P // 2)
+        a, b = np.concatenate([mags, -mags]), np.zeros(P - P % 2)
+        free_b = False
+    else:  # linear, zero, step: solved directly
+        a, b = np.ones(1), np.zeros(1)
+    a, b, pad = _pad(np.asarray(a, float), np.asarray(b, float), P)
+    return _Plan(fn, kind, LIBRARY.get(fn.name) is fn, a, b, pad, free_a, free_b, A_MIN, a_hi, b_lo, b_hi)
+
+
+# ---------------------------------------------------------------------------------------------
+# stages
+
+
+def _grid_r2(xs, ys, fns, A, B, bad):
+    """R² of the best (c, d) at every grid point.
+
+    xs, ys: (m,) normalised samples (ys centred); A, B: (F, P); bad: (F, P) padded points.
+    Returns (F, P) with -inf where u leaves the domain on some sample. ``u`` is built as
+    (chunk, P, m) blocks of about ``_CHUNK`` elements, several functions per block.
+    """
+    F, P = A.shape
+    m = xs.numel()
+    syy = (ys * ys).sum()
+    r2 = torch.empty(F, P, dtype=xs.dtype)
+    ok = ~bad
+    step = max(1, _CHUNK // (P * m))
+    for lo in range(0, F, step):
+        hi = min(F, lo + step)
+        U = A[lo:hi, :, None] * xs + B[lo:hi, :, None]  # (chunk, P, m)
+        FU = torch.empty_like(U)
+        for j in range(hi - lo):
+            fn = fns[lo + j]
+            FU[j] = fn.torch_fn(U[j])
+            if fn.valid is not _finite:
+                ok[lo + j] &= fn.valid(U[j]).all(-1)
+        s1 = FU.sum(-1)
+        s2 = (FU * FU).sum(-1)
+        sfy = (FU * ys).sum(-1)
+        varn = s2 - s1 * s1 / m
+        flat = varn <= 1e-10 * s2  # f constant over the samples: rounding, not signal
+        r2[lo:hi] = torch.where(flat, 0.0, sfy * sfy / (varn * syy))
+    ok &= torch.isfinite(r2)
+    return torch.where(ok, r2.clamp(0.0, 1.0), -math.inf)
+
+
+def _starts(r2, side, k):
+    """Diverse good starts: the top-k of each (side, side) R² grid's local maxima and row maxima
+    (the best b for each a). Row maxima catch a basin that sits beside a rising ridge, such as
+    the exponential tail of x*exp(-x), which has no local maximum of its own on a coarse grid.
+    Returns indices (F, k) and a usable mask (F, k)."""
+    F = r2.shape[0]
+    g = r2.view(F, 1, side, side)
+    peak = (g == nnf.max_pool2d(g, 3, stride=1, padding=1)).view(F, -1)
+    rowmax = (g == g.amax(-1, keepdim=True)).view(F, -1)
+    cand = torch.where(peak | rowmax, r2, torch.full_like(r2, -math.inf))
+    val, idx = cand.topk(min(k, cand.shape[1]), dim=-1)
+    return idx, torch.isfinite(val)
+
+
+def _refine(x, y, fns, a, b, usable, free_a, free_b, a_lo, a_hi, b_lo, b_hi, iters, rtol):
+    """Levenberg-Marquardt on (a, b) with (c, d) projected out, for all (F, k) starts at once.
+
+    x, y: (n,) normalised (y centred); a, b, usable: (F, k); free_*, bounds: (F, 1).
+    A start stops when a step gains less than ``rtol`` of its error. Returns a, b, sse, c, fmean,
+    each (F, k); sse = inf where no point valid on every sample was found.
+    """
+    F, k = a.shape
+    n = x.numel()
+    syy = float((y * y).sum())
+    # state columns: a b sse c fm j11 j12 j22 g1 g2 (JᵀJ and Jᵀr of the current point)
+    st = torch.zeros(F, k, 10, dtype=x.dtype)
+    st[..., 0], st[..., 1], st[..., 2] = a, b, math.inf
+    lam = torch.full_like(a, 1e-3)
+    rejects = torch.zeros_like(a)  # consecutive rejected steps: a domain edge or a kink
+    at, bt = a.clone(), b.clone()
+    done = ~usable
+    offs = torch.tensor([0.0, _H, -_H], dtype=x.dtype).view(3, 1, 1)
+    ones = torch.ones_like(x)
+    W1 = torch.stack([x, ones, y, x * y], -1)  # (n, 4): moments of c f' against these
+    W2 = torch.stack([x * x, x, ones], -1)
+    W3 = torch.stack([x, ones], -1)
+    for _ in range(iters):
+        active = (~done).any(-1).nonzero().flatten().tolist()
+        if _TRACE is not None:
+            _TRACE.append(len(active))
+        if not active:
+            break
+        ia = torch.tensor(active)
+        U = at[ia, :, None] * x + bt[ia, :, None]  # (Fa, k, n)
+        out = torch.empty(U.shape[0], 3, k, n, dtype=x.dtype)  # f at u and u ± h, for the slope
+        val = torch.ones(U.shape[:2], dtype=torch.bool)
+        for j, i in enumerate(active):
+            out[j] = fns[i].torch_fn(U[j] + offs)
+            if fns[i].valid is not _finite:  # u is finite by construction
+                val[j] = fns[i].valid(U[j]).all(-1)
+        f = out[:, 0]
+        fm = f.mean(-1, keepdim=True)
+        fc = f - fm
+        sff = (fc * fc).sum(-1)
+        sfy = fc @ y
+        flat = sff <= 1e-10 * (f * f).sum(-1)  # f constant on the samples: c = 0
+        c = torch.where(flat, 0.0, sfy / torch.where(flat, 1.0, sff))
+        sse = torch.where(val & torch.isfinite(c), (syy - c * sfy).clamp(min=0.0), math.inf)
+        old = st[ia][..., 2]
+        accept = (sse < old) & ~done[ia]
+        settled = accept & torch.isfinite(old) & (old - sse <= rtol * old + 1e-14 * syy)
+
+        # Kaufman's Jacobian of the projected residual: columns v1 = c f' x, v2 = c f', each
+        # projected off span{1, f}; <v, w>_proj = <v, w> - n mean(v) mean(w) - <v,fc><w,fc>/sff
+        cd = c[..., None] * (out[:, 1] - out[:, 2]) / (2 * _H)
+        m1 = cd @ W1  # sum cd*x, cd, cd*y, cd*x*y
+        m2 = (cd * cd) @ W2  # sum cd²x², cd²x, cd²
+        m3 = (cd * fc) @ W3  # sum cd*x*fc, cd*fc
+        isff = 1.0 / sff.clamp(min=1e-300)
+        j11 = m2[..., 0] - m1[..., 0] ** 2 / n - m3[..., 0] ** 2 * isff
+        j12 = m2[..., 1] - m1[..., 0] * m1[..., 1] / n - m3[..., 0] * m3[..., 1] * isff
+        j22 = m2[..., 2] - m1[..., 1] ** 2 / n - m3[..., 1] ** 2 * isff
+        g1 = m1[..., 3] - c * m3[..., 0]  # <v1, r>, r = y - c fc is already orthogonal to 1, fc
+        g2 = m1[..., 2] - c * m3[..., 1]
+        fa, fb = free_a[ia], free_b[ia]
+        new = torch.stack([at[ia], bt[ia], sse, c, fm[..., 0], torch.where(fa, j11, 0.0),
+                           torch.where(fa & fb, j12, 0.0), torch.where(fb, j22, 0.0),
+                           torch.where(fa, g1, 0.0), torch.where(fb, g2, 0.0)], -1)
+        s = torch.where(accept[..., None], new.nan_to_num(0.0, 0.0, 0.0), st[ia])
+        s[..., 2] = torch.where(accept, sse, old)
+        st[ia] = s
+        L = torch.where(accept, lam[ia] * 0.3, lam[ia] * 4.0).clamp(1e-12, 1e16)
+        lam[ia] = L
+        rejects[ia] = torch.where(accept, 0.0, rejects[ia] + 1)
+
+        # next trial from the current point: 2x2 damped normal equations in closed form
+        a0, b0, j11, j12, j22, g1, g2 = s[..., 0], s[..., 1], s[..., 5], s[..., 6], s[..., 7], s[..., 8], s[..., 9]
+        mu = 1e-12 * (j11 + j22) + 1e-300
+        m11, m22 = j11 * (1 + L) + mu, j22 * (1 + L) + mu
+        det = m11 * m22 - j12 * j12
+        da = ((m22 * g1 - j12 * g2) / det).nan_to_num(0.0, 0.0, 0.0)
+        db = ((m11 * g2 - j12 * g1) / det).nan_to_num(0.0, 0.0, 0.0)
+        sign = torch.where(a0 < 0, -1.0, 1.0)
+        na = sign * (sign * (a0 + da)).clamp(a_lo[ia], a_hi[ia])  # |a| stays in bounds, sign kept
+        nb = (b0 + db).clamp(b_lo[ia], b_hi[ia])
+        at[ia], bt[ia] = na, nb
+        da, db = na - a0, nb - b0
+        # the step's predicted gain under the linear model; below rtol there is nothing to win
+        gain = 2 * (da * g1 + db * g2) - (da * da * j11 + 2 * da * db * j12 + db * db * j22)
+        still = ((da.abs() > 1e-11 * (1 + a0.abs())) | (db.abs() > 1e-11 * (1 + b0.abs()))) & \
+                (gain > rtol * s[..., 2] + 1e-14 * syy)
+        done[ia] |= ~still | settled | (rejects[ia] >= 4)
+    return st[..., 0], st[..., 1], st[..., 2], st[..., 3], st[..., 4]
+
+
+def _step_fit(x, y):
+    """Exact best ``c * sgn(x + b) + d`` over all splits of the sorted samples (normalised)."""
+    xs, order = torch.sort(x)
+    ys = y[order]
+    n = xs.numel()
+    cs = torch.cumsum(ys, 0)[:-1]
+    nl = torch.arange(1, n, dtype=x.dtype)
+    nr = n - nl
+    tot = ys.sum()
+    between = (cs / nl - (tot - cs) / nr) ** 2 * nl * nr / n
+    between = torch.where(xs[1:] > xs[:-1], between, torch.full_like(between, -1.0))  # no ties split
+    if n < 2 or between.max() < 0:
+        return None
+    j = int(torch.argmax(between))
+    ml, mr = float(cs[j] / nl[j]), float((tot - cs[j]) / nr[j])
+    b = -0.5 * float(xs[j] + xs[j + 1])
+    syy = float((ys * ys).sum())
+    return 1.0, b, 0.5 * (mr - ml), 0.5 * (mr + ml), float(between[j]) / syy
+
+
+# ---------------------------------------------------------------------------------------------
+# units and canonical forms
+
+
+def _to_user_units(kind, name, a, b, c, d, mx, sx, my, sy):
+    """Map normalised (a, b, c, d) back to the caller's units, in the family's canonical form.
+
+    Falls back to the plain mapping where the canonical one overflows; may return non-finite
+    values at the edge of float range (the caller drops those)."""
+    a_u, b_u = a / sx, b - a * mx / sx
+    c_u, d_u = sy * c, my + sy * d
+    try:
+        canon = _canonical(kind, name, a_u, b_u, c_u, d_u)
+    except (OverflowError, ValueError, ZeroDivisionError):
+        canon = None
+    if canon is not None and all(math.isfinite(v) for v in canon):
+        return canon
+    return a_u, b_u, c_u, d_u
+
+
+def _canonical(kind, name, a_u, b_u, c_u, d_u):
+    canon = None
+    if kind == "zero":
+        canon = (1.0, 0.0, 0.0, d_u)
+    elif kind == "linear":
+        canon = (1.0, 0.0, c_u * a_u, c_u * b_u + d_u)
+    elif kind == "shift":
+        p = _SHIFT[name]
+        g = abs(a_u) if p is None else a_u**p
+        canon = (1.0, b_u / a_u, c_u * g, d_u)
+    elif kind == "step":
+        canon = (1.0, b_u / a_u, c_u * math.copysign(1.0, a_u), d_u)
+    elif kind == "signed_shift":
+        p, s, m = _SIGNED_SHIFT[name], math.copysign(1.0, a_u), abs(a_u)
+        if p is None:  # log(m (s x + b/m)) = log m + log(s x + b/m)
+            canon = (s, b_u / m, c_u, d_u + c_u * math.log(m))
+        else:
+            canon = (s, b_u / m, c_u * m**p, d_u)
+    elif kind == "scale":
+        if abs(b_u) < 700:
+            canon = (a_u, 0.0, c_u * math.exp(b_u), d_u)
+    elif name in ("sin", "cos", "tan"):  # one period, b in (-pi/2, pi/2]; sin, cos flip sign per pi
+        turns = math.ceil((b_u - math.pi / 2) / math.pi)
+        flip = -1.0 if (turns % 2 and name != "tan") else 1.0
+        canon = (a_u, b_u - turns * math.pi, c_u * flip, d_u)
+    return canon
+
+
+def _inside_domain(fn: SymbolicFunction, x: torch.Tensor, a: float, b: float) -> float | None:
+    """``b``, moved by a few ulps if rounding in the change of units pushed a sample that sat on
+    the domain's edge (sqrt at 0, arcsin at 1) just outside; None if no such b is valid."""
+    if bool(fn.valid(a * x + b).all()):
+        return b
+    ulp = 4 * np.finfo(float).eps * (abs(b) + abs(a) * float(x.abs().max()))
+    for step in (ulp, 4 * ulp, 16 * ulp, 64 * ulp):
+        for nb in (b + step, b - step):
+            if bool(fn.valid(a * x + nb).all()):
+                return nb
+    return None
+
+
+def _as_1d(v) -> np.ndarray:
+    if torch.is_tensor(v):
+        v = v.detach().cpu().numpy()
+    return np.asarray(v, dtype=np.float64).reshape(-1)
+
+
+def _resolve(functions) -> list[SymbolicFunction]:
+    out = []
+    for f in default_names() if functions is None else functions:
+        if not isinstance(f, SymbolicFunction):
+            try:
+                f = get_function(f)
+            except KeyError as err:
+                try:  # an expression such as 'x*exp(-x)' is a function too
+                    f = parse_function(f)
+                except ValueError as perr:
+                    raise KeyError(f"{err.args[0]} (and as an expression: {perr})") from None
+        if not any(f is g for g in out):  # 'x2' and 'x^2' are one candidate
+            out.append(f)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# public API
+
+
+def fit_affine(x, y, functions: Sequence[str | SymbolicFunction] | None = None, *,
+               weight_complexity: float = 1.0, a_range=(-10, 10), b_range=(-10, 10),
+               grid_points: int = GRID_SIDE, refine: bool = True) -> list[Candidate]:
+    """Rank candidates for one edge: best ``y ≈ c * f(a * x + b) + d`` per function.
+
+    x, y: (n,) numpy arrays or torch tensors (any shape with n elements). functions: names,
+    aliases, expression strings or :class:`SymbolicFunction` objects (default: the 26 built-ins).
+    grid_points: grid points per axis of the coarse (a, b) search (``grid_points**2`` per
+    function). Returns one :class:`Candidate` per function with a valid fit, best first by
+    :func:`score`. Never raises on finite input; non-finite samples are dropped; fewer than one
+    sample gives ``[]``.
+    """
+    fns = _resolve(functions)
+    x, y = _as_1d(x), _as_1d(y)
+    if x.size != y.size:
+        raise ValueError(f"x and y must have the same number of samples, got {x.size} and {y.size}")
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    n = x.size
+    if n == 0 or not fns:
+        return []
+
+    # halves before sums and y pre-scaled by max|y|: no overflow even near 1e308
+    lo, hi = float(x.min()), float(x.max())
+    mx, sx = 0.5 * lo + 0.5 * hi, 0.5 * hi - 0.5 * lo
+    ymax = float(np.abs(y).max()) or 1.0
+    ys = y / ymax
+    my_s, sy_s = float(ys.mean()), float(ys.std())
+    my, sy = my_s * ymax, sy_s * ymax
+    x_const = not sx > 1e-12 * max(abs(mx), 1e-300)
+    y_const = not sy_s > 1e-12 * max(abs(my_s), 1e-300)
+    if x_const:
+        sx = 1.0
+    xt = torch.from_numpy((x - mx) / sx)
+    yt = torch.from_numpy((ys - my_s) / sy_s if not y_const else np.zeros_like(y))
+    yt = yt - yt.mean()
+
+    plans, batch = _plans_for(fns, grid_points, a_range, b_range)
+    fits = {}  # index -> (a, b, c, d, r2) normalised
+    if x_const or y_const:
+        fits = _degenerate(xt, plans, 1.0 if y_const else 0.0, mx, sx)
+    else:
+        fits = _fit_all(xt, yt, plans, batch, grid_points, refine)
+
+    out = []
+    x_user = torch.from_numpy(x)
+    for i, (a, b, c, d, r2) in sorted(fits.items()):
+        p = plans[i]
+        a_u, b_u, c_u, d_u = _to_user_units(p.kind, p.fn.name if p.builtin else None, a, b, c, d,
+                                            mx, sx, my, sy if not y_const else 0.0)
+        if not all(math.isfinite(v) for v in (a_u, b_u, c_u, d_u, r2)):
+            continue
+        b_u = _inside_domain(p.fn, x_user, a_u, b_u)
+        if b_u is None:
+            continue
+        out.append((i, Candidate(p.fn.name, a_u, b_u, c_u, d_u, float(r2), int(p.fn.complexity),
+                                 score(r2, p.fn.complexity, weight_complexity, b_u, c_u, d_u))))
+    out.sort(key=lambda t: (t[1].score, t[0]))
+    return [cand for _, cand in out]
+
+
+def fit_one(x, y, function: str | SymbolicFunction, **kwargs) -> Candidate | None:
+    """:func:`fit_affine` for a single function; ``None`` when it has no valid fit."""
+    res = fit_affine(x, y, [function], **kwargs)
+    return res[0] if res else None
+
+
+def _degenerate(xt, plans, r2, mx, sx):
+    """Constant y (or x): every function fits equally (c = 0); keep any (a, b) in the domain,
+    preferring u = x in the caller's units."""
+    fits = {}
+    for i, p in enumerate(plans):
+        for a, b in ((sx, mx), (0.5, 0.0), (1.0, 2.0), (-1.0, 2.0), (0.1, 0.0)):
+            if bool(p.fn.valid(a * xt + b).all()):
+                fits[i] = (a, b, 0.0, 0.0, r2)
+                break
+    return fits
+
+
+_CACHE: dict = {}
+
+
+def _plans_for(fns, side, a_range, b_range):
+    """Plans, and the stacked grid of the searched ones, cached per function list."""
+    key = (tuple(fns), int(side), tuple(a_range), tuple(b_range))
+    if key not in _CACHE:
+        plans = [_plan(fn, int(side), a_range, b_range) for fn in fns]
+        idx = [i for i, p in enumerate(plans) if p.kind not in ("zero", "linear", "step")]
+        batch = None
+        if idx:
+            col = lambda attr, dt=torch.float64: torch.tensor(np.stack([getattr(plans[i], attr) for i in idx]), dtype=dt)
+            par = lambda attr, dt=torch.float64: torch.tensor([getattr(plans[i], attr) for i in idx], dtype=dt)[:, None]
+            batch = (idx, col("a"), col("b"), col("pad", torch.bool),
+                     (par("free_a", torch.bool), par("free_b", torch.bool),
+                      par("a_lo"), par("a_hi"), par("b_lo"), par("b_hi")))
+        if len(_CACHE) >= 64:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = (plans, batch)
+    return _CACHE[key]
+
+
+def _fit_all(xt, yt, plans, batch, side, refine):
+    n = xt.numel()
+    syy = float((yt * yt).sum())
+    fits = {}
+    for i, p in enumerate(plans):
+        if p.kind == "zero":
+            fits[i] = (1.0, 0.0, 0.0, 0.0, 0.0)
+        elif p.kind == "linear":
+            sxy, sxx = float((xt - xt.mean()) @ yt), float(((xt - xt.mean()) ** 2).sum())
+            c = sxy / sxx
+            fits[i] = (1.0, 0.0, c, -c * float(xt.mean()), min(1.0, c * sxy / syy))
+        elif p.kind == "step":
+            res = _step_fit(xt, yt)
+            if res is not None:
+                fits[i] = res
+    if batch is None:
+        return fits
+    searched, A, B, pad, limits = batch
+
+    # coarse grid on a subsample spread over the sorted x (extremes included)
+    order = torch.argsort(xt, stable=True)
+    m = min(n, GRID_SAMPLES)
+    sub = order[torch.linspace(0, n - 1, m, dtype=torch.float64).round().long()]
+    xs, ys = xt[sub], yt[sub] - yt[sub].mean()
+    fns = [plans[i].fn for i in searched]
+    with torch.no_grad():
+        r2 = _grid_r2(xs, ys, fns, A, B, pad)
+        idx, usable = _starts(r2, side, STARTS if refine else 1)
+        a, b = A.gather(1, idx), B.gather(1, idx)
+        if refine:  # most iterations on the subsample, then polish the best start on all samples
+            a, b, sse, _, _ = _refine(xs, ys, fns, a, b, usable, *limits, ITERS_SUB, 1e-3)
+            pick = sse.argmin(-1, keepdim=True)
+            a, b, usable = a.gather(1, pick), b.gather(1, pick), torch.isfinite(sse.gather(1, pick))
+        a, b, sse, c, fm = _refine(xt, yt, fns, a, b, usable, *limits, ITERS_FULL if refine else 1, 1e-4)
+    best = sse.argmin(-1)
+    for j, i in enumerate(searched):
+        t = int(best[j])
+        e = float(sse[j, t])
+        if not math.isfinite(e):
+            continue
+        cj = float(c[j, t])
+        fits[i] = (float(a[j, t]), float(b[j, t]), cj, -cj * float(fm[j, t]), min(1.0, max(0.0, 1.0 - e / syy)))
+    return fits
