@@ -199,6 +199,16 @@ def test_torch_inputs_and_determinism():
     assert fit_affine(X, np.tanh(X)) == fit_affine(X, np.tanh(X))
 
 
+def test_thread_setting_is_restored():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        fit_affine(X, np.sin(X))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_function_selection_and_options():
     y = np.sin(np.pi * X)
     only = fit_affine(X, y, ["sin", "x2", get_function("exp")])

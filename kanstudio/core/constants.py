@@ -118,6 +118,55 @@ def round_constants(expr, judge: _Judge, max_floats: int = 40):
     return cur
 
 
+def _monic(add: sympy.Expr):
+    """``(c, add / c)`` with c the largest float coefficient of the sum's terms, or None."""
+    coeffs = [t.as_coeff_Mul()[0] for t in add.args]
+    if not any(isinstance(c, sympy.Float) for c in coeffs):
+        return None
+    c = max(coeffs, key=lambda v: abs(float(v)))
+    if c == 0 or c == 1:
+        return None
+    return c, sympy.Add(*[t / c for t in add.args])
+
+
+def canonical(expr: sympy.Expr, symbols) -> sympy.Expr:
+    """Value-preserving rewrites that expose constants to rounding: a float factor is pulled out
+    of every sum that is multiplied or raised to a number ((0.997 s + 0.997)**-1 -> 1.003 (s + 1)**-1,
+    so it merges with the outer coefficient), and a numeric coefficient mixing floats and pi
+    (0.00806 pi**2) becomes one float (0.0796) that can round to 1/(4 pi)."""
+    syms = list(symbols)
+
+    def norm(e):
+        if e.is_Atom:
+            return e
+        args = [norm(a) for a in e.args]
+        if e.is_Mul:
+            coef, out = sympy.Integer(1), []
+            for a in args:
+                base, ex = (a.base, a.exp) if (a.is_Pow and a.exp.is_Number) else (a, sympy.Integer(1))
+                m = _monic(base) if base.is_Add else None
+                if m is not None:
+                    coef *= m[0] ** ex
+                    out.append(m[1] ** ex)
+                else:
+                    out.append(a)
+            e = sympy.Mul(coef, *out)
+        elif e.is_Pow and e.base.is_Add and e.exp.is_Number and (m := _monic(args[0])) is not None:
+            e = m[0] ** e.exp * m[1] ** e.exp
+        else:
+            e = e.func(*args)
+        if e.is_Mul:
+            c, rest = e.as_independent(*syms, as_Add=False)
+            if c != 1 and c.atoms(sympy.Float) and len(c.atoms(sympy.Number, sympy.NumberSymbol)) > 1:
+                e = sympy.Float(float(c.evalf())) * rest
+        return e
+
+    try:
+        return norm(expr)
+    except Exception:  # a rewrite is an optimisation; never let it cost the formula
+        return expr
+
+
 def simplify_expr(expr, max_ops: int = 40):
     """SymPy simplification, bounded: big expressions only get the cheap rewrites."""
     try:
@@ -135,14 +184,21 @@ def tidy(expr, symbols, X_val, y_val, X_fit, y_fit, *, simplify: bool = True, ex
     base = _Judge(symbols, X_val, y_val, 0.0, rel_tol)
     judge = _Judge(symbols, X_val, y_val, base.err(expr), rel_tol)
     cur = expr
-    for _ in range(2):
+
+    def keep(trial):
+        return trial if (trial != cur and judge.accept(trial)[0]) else cur
+
+    for _ in range(3):
+        prev = cur
         if exact_constants:
             trial = refit_floats(cur, symbols, X_fit, y_fit)
             if trial is not cur and judge.err(trial) <= judge.err(cur):
                 cur = trial
+            cur = keep(canonical(cur, symbols))
             cur = round_constants(cur, judge)
         if simplify:
-            trial = simplify_expr(cur)
-            if trial != cur and judge.accept(trial)[0]:
-                cur = trial
+            cur = keep(simplify_expr(cur))
+            cur = keep(canonical(cur, symbols))
+        if cur == prev:
+            break
     return cur

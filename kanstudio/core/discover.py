@@ -43,6 +43,8 @@ class DiscoverConfig:
     lib: tuple[str, ...] | None = None
     r2_threshold: float = 0.99
     refit_steps: int = 30
+    refine_grids: tuple[int, ...] = (20,)  # grid extension before snapping (KAN paper: sharper edges)
+    refine_steps: int = 30
     edge_rel_th: float = 3e-3  # prune edges whose variation is below this share of the strongest into a node
     node_th: float = 1e-2
     val_fraction: float = 0.2
@@ -100,8 +102,10 @@ def _split(X, y, fraction: float, seed: int):
 
 @torch.no_grad()
 def prune_flat_edges(model: KAN, rel: float) -> int:
-    """Remove edges whose output barely varies compared with the strongest edge into the same
-    node (their mean is folded into the node, so the network is unchanged up to that variation)."""
+    """Remove edges whose output barely varies (their mean is folded into the node, so the
+    network is unchanged up to that variation). Into a sum node, "barely" is relative to the
+    strongest edge into it; into a product node, where factors trade scale freely, relative to
+    the factor's own mean (coefficient of variation)."""
     trace = model.trace()
     removed = 0
     for l, acts in enumerate(trace.acts):
@@ -109,7 +113,11 @@ def prune_flat_edges(model: KAN, rel: float) -> int:
         layer = model.net.layers[l]
         live = layer.mask.cpu() > 0
         top = torch.where(live, std, torch.zeros_like(std)).max(0).values
-        for i, j in ((live & (std < rel * top[None, :])).nonzero().tolist()):
+        flat = std < rel * top[None, :]
+        if layer.n_prod:
+            cv = std / (acts.mean(0).abs() + 1e-12)
+            flat[:, layer.n_sum :] = cv[:, layer.n_sum :] < rel
+        for i, j in ((live & flat).nonzero().tolist()):
             model.net.prune_edge(l, i, j, trace)
             removed += 1
     return removed
@@ -130,8 +138,18 @@ def fit_shape(width, X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline:
     if len(w) > 2:
         model.prune(node_th=cfg.node_th)
     prune_flat_edges(model, cfg.edge_rel_th)
-    model.auto_symbolic(r2_threshold=cfg.r2_threshold, lib=list(cfg.lib) if cfg.lib else None)
+    for g in cfg.refine_grids:
+        if g > model.grid:
+            model.refine(g)
+            model.fit(steps=cfg.refine_steps, update_grid=False)
+    lib = list(cfg.lib) if cfg.lib else None
+    report = model.auto_symbolic(r2_threshold=cfg.r2_threshold, lib=lib)
     model.fit(steps=cfg.refit_steps, update_grid=False)
+    if report["skipped"]:
+        # The refit has adapted the rest of the network to the snapped edges, so the leftovers
+        # often fit now; snap them to their best candidate and let the validation error judge.
+        model.auto_symbolic(r2_threshold=-math.inf, lib=lib)
+        model.fit(steps=cfg.refit_steps, update_grid=False)
     f = build_formula(model, Xv, yv)
     scale = float(np.std(yv)) or 1.0
     # Opaque spline terms are not a formula yet: charge them like a large expression.

@@ -96,8 +96,10 @@ def evaluate(expr: sympy.Expr, symbols: list[sympy.Symbol], X: np.ndarray) -> np
     never reach generated code."""
     f = sympy.lambdify(symbols, expr, modules=["numpy"], dummify=True)
     with np.errstate(all="ignore"):
-        out = f(*[np.ascontiguousarray(X[:, i]) for i in range(X.shape[1])])
-    return np.broadcast_to(np.asarray(out, dtype=np.float64), (X.shape[0],)).copy()
+        out = np.asarray(f(*[np.ascontiguousarray(X[:, i]) for i in range(X.shape[1])]))
+    if np.iscomplexobj(out):  # e.g. sqrt or log of a negative value: not a real prediction
+        out = np.where(np.abs(out.imag) <= 1e-12 * (1 + np.abs(out.real)), out.real, np.nan)
+    return np.broadcast_to(out.astype(np.float64), (X.shape[0],)).copy()
 
 
 def complexity(expr: sympy.Expr) -> int:

@@ -13,6 +13,8 @@ __all__ = [
     "extend_grid",
     "bspline_basis",
     "bspline_basis_T",
+    "bspline_basis_dense",
+    "features",
     "KnotTables",
     "spline_eval",
     "lstsq_coef",
@@ -57,24 +59,178 @@ def extend_grid(grid: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class KnotTables:
-    """Reciprocal knot spans per recursion level, precomputed once per knot vector.
+    """Everything about one knot vector that does not depend on ``x``, computed once per grid.
 
-    Level p needs ``1 / (t[m+p] - t[m])``; zero spans (repeated knots) get 0, the Cox-de Boor
-    convention for 0/0. The recursion is then only multiplies and adds.
+    * ``inv[p-1]`` = ``1 / (t[m+p] - t[m])`` per recursion level (zero spans get 0, the Cox-de Boor
+      convention for 0/0), for the dense reference recursion :func:`bspline_basis_dense`;
+    * the *local* form used everywhere else: on the span ``t_j <= x < t_{j+1}`` only the ``k + 1``
+      functions ``B_{j-k} .. B_j`` are nonzero, and each is a degree-``k`` polynomial in
+      ``u = x - t_j``. ``coef`` holds those polynomials for every span, so evaluating the basis is
+      a span search, one table gather and ``k`` fused multiply-adds (Horner) instead of ``k``
+      levels of recursion over all ``G + k`` functions.
+
+    Local tables (``S = K + 1`` spans per input, ``s = searchsorted(knots, x, right=True)``; spans
+    ``0`` and ``K`` lie outside the knots, where every function is 0), flat over ``(input, span)``:
+    ``span_t`` = ``t_{s-1}``; ``coef (n_in * S, k+1 [degree], k+1 [slot])``; ``start``: the basis
+    index of slot 0. Near the ends the window of ``k + 1`` slots is shifted inward so it always lies
+    inside the ``G + k`` functions (slots for functions that do not exist there hold zero
+    polynomials): no clamping, no duplicate columns, so the scatter is a plain write.
     """
 
     def __init__(self, knots: torch.Tensor, k: int):
         self.knots, self.k = knots, k
-        self.lo, self.hi, self.inv = [], [], []
+        self.inv = []
         for p in range(1, k + 1):
             den = knots[:, p:] - knots[:, :-p]  # (n_in, K - p)
             self.inv.append(torch.where(den > 0, 1.0 / den.clamp_min(1e-300), torch.zeros_like(den)))
+        n, K = knots.shape
+        self.n_in, self.n_basis = n, K - k - 1
+        self.sorted = knots.contiguous()
+        self.lo, self.hi = self.sorted[:, 0], self.sorted[:, -1]
+        C, tj, c0 = _span_polynomials(knots, k)  # float64
+        S = K + 1
+        self.span_t = tj.reshape(n * S).to(knots.dtype)
+        self.coef = C.reshape(n * S, k + 1, k + 1).to(knots.dtype)
+        self.row = (torch.arange(n, device=knots.device) * S)[:, None]  # (n_in, 1)
+        self.start = c0.reshape(n * S)  # first basis index of each span's window
+
+
+def _span_polynomials(knots: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per input and span ``s``: the ``k + 1`` nonzero basis functions as polynomials in
+    ``u = x - t_{s-1}``: ``C (n_in, K+1, k+1 [degree], k+1 [function])`` and ``t_{s-1} (n_in, K+1)``.
+
+    The local Cox-de Boor recursion ``N^p_r = w_{j-p+r} N^{p-1}_{r-1} + (1 - w_{j-p+r+1}) N^{p-1}_r``
+    with ``w_m = (x - t_m) / (t_{m+p} - t_m)`` (linear in ``u``), run on coefficient arrays. Knots
+    beyond the ends are padded so every span has the same stencil; the functions this invents
+    (index < 0 or >= G + k) are zeroed, and the real ones only ever use real knots, so they are exact.
+    """
+    t = knots.double()
+    n, K = t.shape
+    m, R = K - k - 1, k + 1
+    dev = t.device
+    h_lo = (t[:, 1] - t[:, 0]).clamp_min(1e-3)[:, None]
+    h_hi = (t[:, -1] - t[:, -2]).clamp_min(1e-3)[:, None]
+    steps = torch.arange(1, k + 1, dtype=t.dtype, device=dev)[None, :]
+    tp = torch.cat([t[:, :1] - h_lo * steps.flip(1), t, t[:, -1:] + h_hi * steps], dim=1)  # t_q = tp[q + k]
+    J = K - 1  # interior spans j = 0 .. K-2
+    j = torch.arange(J, device=dev)
+    tj = tp[:, j + k]  # (n, J)
+    N = torch.zeros(n, J, 1, R, dtype=t.dtype, device=dev)  # (n, span, function, degree)
+    N[..., 0, 0] = 1.0
+    for p in range(1, k + 1):
+        mm = j[:, None] - p + torch.arange(1, p + 1, device=dev)[None, :]  # (J, p): m = j - p + s
+        t_m, t_mp = tp[:, mm + k], tp[:, mm + p + k]  # (n, J, p)
+        den = t_mp - t_m
+        inv = torch.where(den > 0, 1.0 / den.clamp_min(1e-300), torch.zeros_like(den))
+        a0, a1 = ((tj[..., None] - t_m) * inv)[..., None], inv[..., None]
+        shifted = torch.cat([torch.zeros_like(N[..., :1]), N[..., :-1]], dim=-1)  # u * N
+        A = a0 * N + a1 * shifted  # w_{j-p+s} * N^{p-1}_{s-1}, s = 1..p
+        Bv = N - A  # (1 - w_{j-p+s}) * N^{p-1}_{s-1}
+        N = torch.zeros(n, J, p + 1, R, dtype=t.dtype, device=dev)
+        N[:, :, :p] += Bv
+        N[:, :, 1:] += A
+    # Window of span j: basis indices c0 .. c0 + k with c0 = clamp(j - k, 0, m - 1 - k); the
+    # recursion produced functions j - k + r, so function r moves to slot r + (j - k - c0).
+    c0 = (j - k).clamp(0, m - 1 - k)  # (J,)
+    idx = j[:, None] - k + torch.arange(R, device=dev)[None, :]  # (J, R) basis index of function r
+    N = N * ((idx >= 0) & (idx < m)).to(t.dtype)[None, :, :, None]
+    slot = (idx - c0[:, None]).clamp(-1, R)  # (J, R); -1 / R: not in the window (then N == 0)
+    W = torch.zeros(n, J, R + 2, R, dtype=t.dtype, device=dev)
+    W.scatter_(2, (slot + 1)[None, :, :, None].expand(n, J, R, R), N)
+    C = torch.zeros(n, K + 1, R, R, dtype=t.dtype, device=dev)
+    C[:, 1:K] = W[:, :, 1:-1].transpose(2, 3)  # (n, span, degree, slot)
+    span_t = torch.zeros(n, K + 1, dtype=t.dtype, device=dev)
+    span_t[:, 1:K] = tj
+    start = torch.zeros(n, K + 1, dtype=torch.long, device=dev)
+    start[:, 1:K] = c0
+    return C, span_t, start
+
+
+def _features_impl(x: torch.Tensor, T: KnotTables, with_silu: bool, need_grad: bool):
+    """Dense ``(batch, n_in, G+k [+1])`` feature block, and for the backward: the flat columns the
+    local values went to and their derivatives."""
+    b, n = x.shape
+    k, m = T.k, T.n_basis
+    width = m + with_silu
+    s = torch.searchsorted(T.sorted, x.T.contiguous(), right=True)  # (n_in, batch) in [0, K]
+    fi = (s + T.row).T.reshape(-1)  # (batch * n_in,) flat (input, span), batch-major
+    # Clamping keeps u finite for +-inf inputs, whose span is outside (all-zero polynomials).
+    u = torch.clamp(x, T.lo, T.hi).reshape(-1, 1).sub_(T.span_t.take(fi)[:, None])  # (b*n, 1)
+    C = T.coef.index_select(0, fi)  # (b*n, degree, slot)
+    L, dL = C[:, k], None
+    for d in range(k - 1, -1, -1):  # Horner for the values (and, if asked, their derivative)
+        if need_grad:
+            dL = L if dL is None else torch.addcmul(L, dL, u)
+        L = torch.addcmul(C[:, d], L, u)
+    cols = T.start.take(fi)[:, None] + torch.arange(k + 1, device=x.device)  # (b*n, k+1)
+    F = x.new_zeros(b, n, width)
+    F.view(b * n, width).scatter_(1, cols, L)
+    if with_silu:
+        F[:, :, m] = torch.nn.functional.silu(x)
+    return F, cols, dL
+
+
+class _Features(torch.autograd.Function):
+    """Dense feature block ``(batch, n_in, G+k [+1])``: the B-spline basis of every input and,
+    optionally, ``silu(x)`` in the last column. Backward uses the closed-form derivative of the
+    ``k + 1`` local polynomials (and of SiLU): no recursion, no graph of small ops."""
+
+    @staticmethod
+    def forward(ctx, x, tables, with_silu):
+        F, cols, dL = _features_impl(x, tables, with_silu, need_grad=True)
+        ctx.tables, ctx.with_silu = tables, with_silu
+        ctx.save_for_backward(x, cols, dL)
+        return F
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, cols, dL = ctx.saved_tensors
+        b, n, width = grad.shape
+        g = grad.reshape(b * n, width).gather(1, cols)  # (b*n, k+1)
+        gx = torch.linalg.vecdot(g, dL).view(b, n)
+        if ctx.with_silu:
+            gx = gx + torch.ops.aten.silu_backward(grad[:, :, -1], x)
+        return gx, None, None
+
+
+def features(x: torch.Tensor, tables: KnotTables, with_silu: bool = True) -> torch.Tensor:
+    """``x (batch, n_in)`` -> ``(batch, n_in, G+k+1)``: basis functions, then ``silu(x)``.
+    Differentiable in ``x``. This is the layout the layers multiply with their weights."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return _Features.apply(x, tables, with_silu)
+    return _features_impl(x, tables, with_silu, need_grad=False)[0]
+
+
+def _tables_for(knots: torch.Tensor | KnotTables, k: int, dtype: torch.dtype) -> KnotTables:
+    if isinstance(knots, KnotTables):
+        if knots.knots.dtype == dtype:
+            return knots
+        knots = knots.knots
+    return KnotTables(knots.to(dtype), k)
+
+
+def bspline_basis(x: torch.Tensor, knots: torch.Tensor | KnotTables, k: int) -> torch.Tensor:
+    """All order-``k`` B-spline basis functions at ``x (batch, n_in)`` -> ``(batch, n_in, G + k)``.
+
+    On the extended knot vector ``knots (n_in, G + 2k + 1)`` (or its precomputed
+    :class:`KnotTables`). Spans are half-open ``[t_i, t_{i+1})``, matching
+    scipy.interpolate.BSpline; outside the extended knots every basis function is 0, so an edge
+    there reduces to its SiLU residual. Differentiable in ``x``. Evaluated in the local form (see
+    :class:`KnotTables`); :func:`bspline_basis_dense` is the plain recursion, kept as a reference.
+    """
+    if not x.dtype.is_floating_point:
+        x = x.to(knots.knots.dtype if isinstance(knots, KnotTables) else knots.dtype)
+    return features(x, _tables_for(knots, k, x.dtype), with_silu=False)
+
+
+def bspline_basis_T(xT: torch.Tensor, knots: torch.Tensor | KnotTables, k: int) -> torch.Tensor:
+    """The same basis in the layout ``xT (n_in, batch)`` -> ``(n_in, G + k, batch)`` (a view)."""
+    return bspline_basis(xT.T, knots, k).permute(1, 2, 0)
 
 
 def _basis_levels(xT: torch.Tensor, T: KnotTables) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Order-k basis ``(n_in, m, batch)`` of ``xT (n_in, batch)`` and the order-(k-1) basis (for
-    the derivative); no autograd graph. Batch-last: broadcasting a knot scalar along a
-    contiguous batch row is ~5x faster on CPU than the batch-first layout."""
+    """Dense Cox-de Boor recursion: order-k basis ``(n_in, m, batch)`` of ``xT (n_in, batch)`` and
+    the order-(k-1) basis; no autograd graph."""
     t = T.knots.unsqueeze(-1)  # (n_in, K, 1)
     xe = xT.unsqueeze(1)  # (n_in, 1, batch)
     B = ((xe >= t[:, :-1]) & (xe < t[:, 1:])).to(xT.dtype)
@@ -86,42 +242,10 @@ def _basis_levels(xT: torch.Tensor, T: KnotTables) -> tuple[torch.Tensor, torch.
     return B, prev
 
 
-class _Basis(torch.autograd.Function):
-    """B-spline basis with the closed-form derivative in backward:
-    dB_{m,k}/dx = k * (B_{m,k-1} / (t_{m+k} - t_m) - B_{m+1,k-1} / (t_{m+k+1} - t_{m+1}))."""
-
-    @staticmethod
-    def forward(ctx, xT, tables):
-        B, prev = _basis_levels(xT.contiguous(), tables)
-        ctx.tables = tables
-        ctx.save_for_backward(prev)
-        return B
-
-    @staticmethod
-    def backward(ctx, grad):
-        (prev,) = ctx.saved_tensors
-        T = ctx.tables
-        dp = prev * (T.k * T.inv[T.k - 1]).unsqueeze(-1)  # (n_in, m + 1, batch)
-        return (grad * (dp[:, :-1] - dp[:, 1:])).sum(1), None
-
-
-def bspline_basis_T(xT: torch.Tensor, knots: torch.Tensor | KnotTables, k: int) -> torch.Tensor:
-    """Basis in the layout the layers use: ``xT (n_in, batch)`` -> ``(n_in, G + k, batch)``."""
-    T = knots if isinstance(knots, KnotTables) else KnotTables(knots, k)
-    if xT.requires_grad:
-        return _Basis.apply(xT, T)
-    return _basis_levels(xT.contiguous(), T)[0]
-
-
-def bspline_basis(x: torch.Tensor, knots: torch.Tensor | KnotTables, k: int) -> torch.Tensor:
-    """All order-``k`` B-spline basis functions at ``x (batch, n_in)`` -> ``(batch, n_in, G + k)``.
-
-    Cox-de Boor recursion on the extended knot vector ``knots (n_in, G + 2k + 1)`` (or its
-    precomputed :class:`KnotTables`). The order-0 indicator is half-open ``[t_i, t_{i+1})``,
-    matching scipy.interpolate.BSpline; outside the extended knots every basis function is 0, so
-    an edge there reduces to its SiLU residual. Differentiable in ``x``.
-    """
-    return bspline_basis_T(x.T, knots, k).permute(2, 0, 1)
+def bspline_basis_dense(x: torch.Tensor, knots: torch.Tensor, k: int) -> torch.Tensor:
+    """Reference: the full Cox-de Boor recursion over all functions, ``(batch, n_in, G + k)``
+    (no gradient). :func:`bspline_basis` must agree with it to rounding."""
+    return _basis_levels(x.T.contiguous(), KnotTables(knots, k))[0].permute(2, 0, 1)
 
 
 def spline_eval(x: torch.Tensor, knots: torch.Tensor, coef: torch.Tensor, k: int) -> torch.Tensor:

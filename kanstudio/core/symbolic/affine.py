@@ -25,13 +25,18 @@ to a pole); roots and log take ``a = ±1`` and ``b`` from the domain edge outwar
 ``|a| >= 0.1`` (normalised units) everywhere: as ``a -> 0`` every smooth ``f`` becomes a line (or
 a parabola), which would let any function "fit" linear data perfectly.
 
+The whole fit runs on one torch thread (restored afterwards, see ``_one_thread``): its tensors
+are small, and a thread pool on a busy 2-core machine costs far more than it gives.
+
 ``a_range`` / ``b_range`` bound the general search in the normalised units of step 1 (x scaled
 to [-1, 1]); returned ``a, b, c, d`` are in the caller's units, written in the family's canonical
 form (``a = 1`` for powers, ``b = 0`` for exp, ``b`` within half a period for sin/cos/tan, ...).
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -50,8 +55,7 @@ GRID_SAMPLES = 64  # samples in the coarse grid and the first refinement phase
 GRID_SIDE = 15  # default grid points per axis
 STARTS = 4
 ITERS_SUB, ITERS_FULL = 12, 4  # LM iterations on the subsample, then on all samples
-_CHUNK = 32768  # elements per grid block: a few hundred kB, cache-sized
-_TRACE = None  # a list here collects the active function count per LM iteration (debugging)
+_CHUNK = 32768  # elements per grid block: cache-sized (faster than one big block)
 _H = 1e-6  # central-difference step for f'(u)
 
 _SHIFT = {"x^2": 2, "x^3": 3, "x^4": 4, "x^5": 5, "1/x": -1, "1/x^2": -2, "1/x^3": -3, "abs": None}
@@ -274,8 +278,6 @@ def _refine(x, y, fns, a, b, usable, free_a, free_b, a_lo, a_hi, b_lo, b_hi, ite
     W3 = torch.stack([x, ones], -1)
     for _ in range(iters):
         active = (~done).any(-1).nonzero().flatten().tolist()
-        if _TRACE is not None:
-            _TRACE.append(len(active))
         if not active:
             break
         ia = torch.tensor(active)
@@ -448,6 +450,38 @@ def _resolve(functions) -> list[SymbolicFunction]:
 # public API
 
 
+def _openmp_backend() -> bool:
+    try:
+        return "parallel backend: OpenMP" in torch.__config__.parallel_info()
+    except Exception:  # a build without the query: leave threads alone
+        return False
+
+
+_OPENMP = _openmp_backend()
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Run torch single-threaded inside the fit, then restore the caller's setting.
+
+    Every tensor here is small (<= 32k elements), where threads gain little; but torch opens a
+    parallel region for sin/exp/... even on 1000 elements, and on a 2-core machine shared with
+    other work each region can wait a scheduler tick for its second thread. Measured under load
+    (other processes busy): one 1000-sample fit 0.3-1.9 s on 2 threads, 20-47 ms on 1. With the
+    OpenMP backend ``set_num_threads`` sets the calling thread's OpenMP/MKL settings, so other
+    threads keep theirs; other backends are left alone.
+    """
+    n = torch.get_num_threads()
+    if n == 1 or not _OPENMP:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def fit_affine(x, y, functions: Sequence[str | SymbolicFunction] | None = None, *,
                weight_complexity: float = 1.0, a_range=(-10, 10), b_range=(-10, 10),
                grid_points: int = GRID_SIDE, refine: bool = True) -> list[Candidate]:
@@ -466,10 +500,13 @@ def fit_affine(x, y, functions: Sequence[str | SymbolicFunction] | None = None, 
         raise ValueError(f"x and y must have the same number of samples, got {x.size} and {y.size}")
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
-    n = x.size
-    if n == 0 or not fns:
+    if x.size == 0 or not fns:
         return []
+    with _one_thread():
+        return _rank(x, y, fns, weight_complexity, a_range, b_range, max(3, int(grid_points)), refine)
 
+
+def _rank(x, y, fns, weight_complexity, a_range, b_range, side, refine) -> list[Candidate]:
     # halves before sums and y pre-scaled by max|y|: no overflow even near 1e308
     lo, hi = float(x.min()), float(x.max())
     mx, sx = 0.5 * lo + 0.5 * hi, 0.5 * hi - 0.5 * lo
@@ -485,12 +522,11 @@ def fit_affine(x, y, functions: Sequence[str | SymbolicFunction] | None = None, 
     yt = torch.from_numpy((ys - my_s) / sy_s if not y_const else np.zeros_like(y))
     yt = yt - yt.mean()
 
-    plans, batch = _plans_for(fns, grid_points, a_range, b_range)
-    fits = {}  # index -> (a, b, c, d, r2) normalised
-    if x_const or y_const:
+    plans, batch = _plans_for(fns, side, a_range, b_range)
+    if x_const or y_const:  # index -> (a, b, c, d, r2), normalised units
         fits = _degenerate(xt, plans, 1.0 if y_const else 0.0, mx, sx)
     else:
-        fits = _fit_all(xt, yt, plans, batch, grid_points, refine)
+        fits = _fit_all(xt, yt, plans, batch, side, refine)
 
     out = []
     x_user = torch.from_numpy(x)
@@ -528,25 +564,34 @@ def _degenerate(xt, plans, r2, mx, sx):
 
 
 _CACHE: dict = {}
+_CACHE_LOCK = threading.Lock()
 
 
 def _plans_for(fns, side, a_range, b_range):
     """Plans, and the stacked grid of the searched ones, cached per function list."""
     key = (tuple(fns), int(side), tuple(a_range), tuple(b_range))
-    if key not in _CACHE:
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+    if hit is None:
         plans = [_plan(fn, int(side), a_range, b_range) for fn in fns]
         idx = [i for i, p in enumerate(plans) if p.kind not in ("zero", "linear", "step")]
         batch = None
         if idx:
-            col = lambda attr, dt=torch.float64: torch.tensor(np.stack([getattr(plans[i], attr) for i in idx]), dtype=dt)
-            par = lambda attr, dt=torch.float64: torch.tensor([getattr(plans[i], attr) for i in idx], dtype=dt)[:, None]
+            def col(attr, dt=torch.float64):  # (F, P) grids
+                return torch.tensor(np.stack([getattr(plans[i], attr) for i in idx]), dtype=dt)
+
+            def par(attr, dt=torch.float64):  # (F, 1) per-function limits
+                return torch.tensor([getattr(plans[i], attr) for i in idx], dtype=dt)[:, None]
+
             batch = (idx, col("a"), col("b"), col("pad", torch.bool),
                      (par("free_a", torch.bool), par("free_b", torch.bool),
                       par("a_lo"), par("a_hi"), par("b_lo"), par("b_hi")))
-        if len(_CACHE) >= 64:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = (plans, batch)
-    return _CACHE[key]
+        hit = (plans, batch)
+        with _CACHE_LOCK:
+            if len(_CACHE) >= 64:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = hit
+    return hit
 
 
 def _fit_all(xt, yt, plans, batch, side, refine):

@@ -3,8 +3,8 @@
 The text never reaches ``eval``: it is parsed by :mod:`ast`, every node is checked against a
 whitelist (numbers, ``x``, ``pi``, ``e``, ``+ - * / ** ^``, unary signs, calls to the functions
 in :data:`ALLOWED_FUNCTIONS`), and a SymPy expression is built from the checked tree. The torch
-and numpy views are small interpreters over that SymPy tree, so the formula the user sees and
-the numbers the network computes cannot disagree. The torch view guards every singular
+and numpy views are that SymPy tree compiled once into closures, so the formula the user sees
+and the numbers the network computes cannot disagree. The torch view guards every singular
 operation the same way the built-in library does (see :mod:`.library`); ``valid(u)`` is exactly
 "no guard was needed and the value is finite".
 """
@@ -129,100 +129,36 @@ class _Builder:
 
 
 # ---------------------------------------------------------------------------------------------
-# interpreters over the SymPy tree
+# the SymPy tree compiled once into closures (the fit calls these hundreds of times)
+#
+# torch closures take (u, need): ``need`` is None, or a list that collects the masks of inputs
+# where no guard fired; ``valid`` is their AND.
 
 
-class _TorchEval:
-    """Safe torch evaluation of a SymPy tree in ``x``; ``ok`` collects where no guard fired."""
-
-    def __init__(self, u: torch.Tensor, want_mask: bool):
-        self.u = u
-        self.want_mask = want_mask
-        self.ok = None
-
-    def _need(self, mask: torch.Tensor) -> None:
-        if self.want_mask:
-            self.ok = mask if self.ok is None else self.ok & mask
-
-    def __call__(self, e: sympy.Expr):
-        if e == X:
-            return self.u
-        if e.is_number:
-            return float(e)
-        if isinstance(e, sympy.Add):
-            out = self(e.args[0])
-            for a in e.args[1:]:
-                out = out + self(a)
-            return out
-        if isinstance(e, sympy.Mul):
-            out = self(e.args[0])
-            for a in e.args[1:]:
-                out = out * self(a)
-            return out
-        if isinstance(e, sympy.Pow):
-            return self._pow(e.base, e.exp)
-        fn = type(e)
-        z = self(e.args[0])
-        if not torch.is_tensor(z):
-            z = torch.full_like(self.u, z)
-        if fn is sympy.exp:
-            self._need(z <= EXP_MAX)
-            return torch.exp(z.clamp(max=EXP_MAX))
-        if fn is sympy.log:
-            self._need(z >= EPS)
-            return torch.log(z.clamp(min=EPS))
-        if fn is sympy.tan:
-            c = torch.cos(z)
-            self._need(c.abs() >= EPS)
-            return torch.sin(z) / _away_from_zero(c)
-        if fn in (sympy.asin, sympy.acos):
-            self._need(z.abs() <= 1)
-            f = torch.arcsin if fn is sympy.asin else torch.arccos
-            return _exact_value_safe_grad(f, z, -1.0, 1.0, -1 + _GRAD_EPS, 1 - _GRAD_EPS)
-        if fn is sympy.atanh:
-            self._need(z.abs() <= 1 - EPS)
-            return torch.arctanh(z.clamp(-1 + EPS, 1 - EPS))
-        if fn in (sympy.sinh, sympy.cosh):
-            self._need(z.abs() <= EXP_MAX)
-            return (torch.sinh if fn is sympy.sinh else torch.cosh)(z.clamp(-EXP_MAX, EXP_MAX))
-        plain = {sympy.sin: torch.sin, sympy.cos: torch.cos, sympy.tanh: torch.tanh,
-                 sympy.atan: torch.arctan, sympy.Abs: torch.abs, sympy.sign: torch.sign}
-        if fn in plain:
-            return plain[fn](z)
-        raise ValueError(f"unsupported operation {fn.__name__} in {e}")
-
-    def _pow(self, base, exp):
-        b = self(base)
-        if exp.is_number:
-            p = float(exp)
-            if exp.is_integer:
-                if p >= 0:
-                    return b ** int(p)
-                if torch.is_tensor(b):
-                    self._need(b.abs() >= EPS)
-                    return _away_from_zero(b) ** int(p)
-                return b ** int(p)
-            if not torch.is_tensor(b):
-                return float(base) ** p
-            if p > 0:  # x**(1/2), x**1.5: defined for b >= 0, slope infinite at 0 when p < 1
-                self._need(b >= 0)
-                return _exact_value_safe_grad(lambda t: t**p, b, 0.0, None, _GRAD_EPS, None)
-            self._need(b >= EPS)
-            return b.clamp(min=EPS) ** p
-        # a power with x in the exponent: exp(exp * log(base)), base > 0
-        q = self(exp)
-        if torch.is_tensor(b):
-            self._need(b >= EPS)
-            logb = torch.log(b.clamp(min=EPS))
-        else:
-            if b <= 0:
-                raise ValueError(f"{base}**(...) needs a positive base")
-            logb = float(np.log(b))
-        z = q * logb
-        self._need(z <= EXP_MAX)
-        return torch.exp(z.clamp(max=EXP_MAX))
+def _tensor(z, u):
+    return z if torch.is_tensor(z) else torch.full_like(u, z)
 
 
+def _guarded(fn, z, need, mask_fn):
+    if need is not None:
+        need.append(mask_fn(z))
+    return fn(z)
+
+
+_TORCH_GUARDED = {  # sympy function -> (guard mask, safe torch evaluation)
+    sympy.exp: (lambda z: z <= EXP_MAX, lambda z: torch.exp(z.clamp(max=EXP_MAX))),
+    sympy.log: (lambda z: z >= EPS, lambda z: torch.log(z.clamp(min=EPS))),
+    sympy.tan: (lambda z: torch.cos(z).abs() >= EPS, lambda z: torch.sin(z) / _away_from_zero(torch.cos(z))),
+    sympy.asin: (lambda z: z.abs() <= 1, lambda z: _exact_value_safe_grad(
+        torch.arcsin, z, -1.0, 1.0, -1 + _GRAD_EPS, 1 - _GRAD_EPS)),
+    sympy.acos: (lambda z: z.abs() <= 1, lambda z: _exact_value_safe_grad(
+        torch.arccos, z, -1.0, 1.0, -1 + _GRAD_EPS, 1 - _GRAD_EPS)),
+    sympy.atanh: (lambda z: z.abs() <= 1 - EPS, lambda z: torch.arctanh(z.clamp(-1 + EPS, 1 - EPS))),
+    sympy.sinh: (lambda z: z.abs() <= EXP_MAX, lambda z: torch.sinh(z.clamp(-EXP_MAX, EXP_MAX))),
+    sympy.cosh: (lambda z: z.abs() <= EXP_MAX, lambda z: torch.cosh(z.clamp(-EXP_MAX, EXP_MAX))),
+}
+_TORCH_PLAIN = {sympy.sin: torch.sin, sympy.cos: torch.cos, sympy.tanh: torch.tanh,
+                sympy.atan: torch.arctan, sympy.Abs: torch.abs, sympy.sign: torch.sign}
 _NP_FUNCS = {
     sympy.sin: np.sin, sympy.cos: np.cos, sympy.tan: np.tan, sympy.exp: np.exp, sympy.log: np.log,
     sympy.Abs: np.abs, sympy.sign: np.sign, sympy.sinh: np.sinh, sympy.cosh: np.cosh,
@@ -231,47 +167,125 @@ _NP_FUNCS = {
 }
 
 
-def _eval_numpy(e: sympy.Expr, u: np.ndarray):
-    """Exact numpy evaluation (NaN/inf outside the domain)."""
-    if e == X:
-        return u
-    if e.is_number:
-        return float(e)
-    if isinstance(e, sympy.Add):
-        return sum((_eval_numpy(a, u) for a in e.args[1:]), _eval_numpy(e.args[0], u))
-    if isinstance(e, sympy.Mul):
-        out = _eval_numpy(e.args[0], u)
-        for a in e.args[1:]:
-            out = out * _eval_numpy(a, u)
+def _fold(parts, op):
+    def run(u, need):
+        out = parts[0](u, need)
+        for p in parts[1:]:
+            out = op(out, p(u, need))
         return out
+
+    return run
+
+
+def _compile_torch(e: sympy.Expr):
+    """Safe torch evaluation of a SymPy tree in ``x``, as a closure ``(u, need) -> value``."""
+    if e == X:
+        return lambda u, need: u
+    if e.is_number:
+        v = float(e)
+        return lambda u, need: v
+    if isinstance(e, sympy.Add):
+        return _fold([_compile_torch(a) for a in e.args], lambda p, q: p + q)
+    if isinstance(e, sympy.Mul):
+        return _fold([_compile_torch(a) for a in e.args], lambda p, q: p * q)
     if isinstance(e, sympy.Pow):
-        b = np.asarray(_eval_numpy(e.base, u), dtype=float)
+        return _compile_pow(e.base, e.exp)
+    fn = type(e)
+    arg = _compile_torch(e.args[0])
+    if fn in _TORCH_GUARDED:
+        mask, safe = _TORCH_GUARDED[fn]
+        return lambda u, need: _guarded(safe, _tensor(arg(u, need), u), need, mask)
+    if fn in _TORCH_PLAIN:
+        f = _TORCH_PLAIN[fn]
+        return lambda u, need: f(_tensor(arg(u, need), u))
+    raise ValueError(f"unsupported operation {fn.__name__} in {e}")
+
+
+def _compile_pow(base, exp):
+    b = _compile_torch(base)
+    if exp.is_number and base.is_number:
+        v = float(base**exp)
+        return lambda u, need: v
+    if exp.is_number:
+        p = float(exp)
+        if exp.is_integer and p >= 0:
+            return lambda u, need: b(u, need) ** int(p)
+        if exp.is_integer:  # a pole where the base is 0
+            return lambda u, need: _guarded(lambda z: _away_from_zero(z) ** int(p), b(u, need), need,
+                                            lambda z: z.abs() >= EPS)
+        if p > 0:  # x**(1/2), x**1.5: defined for b >= 0, slope infinite at 0 when p < 1
+            safe = lambda z: _exact_value_safe_grad(lambda t: t**p, z, 0.0, None, _GRAD_EPS, None)
+            return lambda u, need: _guarded(safe, b(u, need), need, lambda z: z >= 0)
+        return lambda u, need: _guarded(lambda z: z.clamp(min=EPS) ** p, b(u, need), need, lambda z: z >= EPS)
+    # x in the exponent: exp(exp * log(base)), base > 0
+    q = _compile_torch(exp)
+    if base.is_number:
+        if not base.is_positive:
+            raise ValueError(f"{base}**(...) needs a positive base")
+        logb = float(sympy.log(base))
+        return lambda u, need: _guarded(lambda z: torch.exp(z.clamp(max=EXP_MAX)), q(u, need) * logb, need,
+                                        lambda z: z <= EXP_MAX)
+
+    def run(u, need):
+        z = b(u, need)
+        if need is not None:
+            need.append(z >= EPS)
+        w = q(u, need) * torch.log(z.clamp(min=EPS))
+        return _guarded(lambda t: torch.exp(t.clamp(max=EXP_MAX)), w, need, lambda t: t <= EXP_MAX)
+
+    return run
+
+
+def _compile_numpy(e: sympy.Expr):
+    """Exact numpy evaluation (NaN/inf outside the domain), as a closure ``u -> value``."""
+    if e == X:
+        return lambda u: u
+    if e.is_number:
+        v = float(e)
+        return lambda u: v
+    if isinstance(e, (sympy.Add, sympy.Mul)):
+        parts = [_compile_numpy(a) for a in e.args]
+        op = (lambda p, q: p + q) if isinstance(e, sympy.Add) else (lambda p, q: p * q)
+
+        def run(u):
+            out = parts[0](u)
+            for p in parts[1:]:
+                out = op(out, p(u))
+            return out
+
+        return run
+    if isinstance(e, sympy.Pow):
+        b = _compile_numpy(e.base)
         if e.exp.is_number and e.exp.is_integer:
-            return b ** int(e.exp)
-        return np.power(b, _eval_numpy(e.exp, u))
+            n = int(e.exp)
+            return lambda u: np.asarray(b(u), dtype=float) ** n
+        q = _compile_numpy(e.exp)
+        return lambda u: np.power(np.asarray(b(u), dtype=float), q(u))
     fn = type(e)
     if fn in _NP_FUNCS:
-        return _NP_FUNCS[fn](_eval_numpy(e.args[0], u))
+        f, arg = _NP_FUNCS[fn], _compile_numpy(e.args[0])
+        return lambda u: f(arg(u))
     raise ValueError(f"unsupported operation {fn.__name__} in {e}")
 
 
 def _make_views(expr: sympy.Expr):
+    ev_torch, ev_numpy = _compile_torch(expr), _compile_numpy(expr)
+
     def torch_fn(u: torch.Tensor) -> torch.Tensor:
-        out = _TorchEval(u, want_mask=False)(expr)
-        return out if torch.is_tensor(out) else torch.full_like(u, out)
+        return _tensor(ev_torch(u, None), u)
 
     def valid(u: torch.Tensor) -> torch.Tensor:
-        ev = _TorchEval(u, want_mask=True)
-        out = ev(expr)
-        mask = torch.isfinite(u)
-        if torch.is_tensor(out):
-            mask = mask & torch.isfinite(out)
-        return mask if ev.ok is None else mask & ev.ok
+        need = []
+        out = _tensor(ev_torch(u, need), u)
+        mask = torch.isfinite(u) & torch.isfinite(out)
+        for m in need:
+            mask &= m
+        return mask
 
     def numpy_fn(u):
         u = np.asarray(u, dtype=float)
         with np.errstate(all="ignore"):
-            out = _eval_numpy(expr, u)
+            out = ev_numpy(u)
         return np.broadcast_to(np.asarray(out, dtype=float), u.shape).copy()
 
     def sympy_fn(u):
@@ -302,8 +316,12 @@ def parse_function(expr: str, name: str | None = None, complexity: int | None = 
     builder = _Builder()
     try:
         sym = builder.build(tree.body)
+    except ValueError:
+        raise
     except RecursionError:
         raise ValueError(f"expression {text!r} is nested too deeply") from None
+    except Exception as err:  # sympy refusing a combination is still the user's expression
+        raise ValueError(f"could not build {text!r}: {err}") from None
     if not builder.uses_x:
         raise ValueError(f"expression must use the variable x: {text!r}")
     bad = [s for s in (sympy.zoo, sympy.oo, sympy.nan, sympy.I) if sym.has(s)]
@@ -314,7 +332,10 @@ def parse_function(expr: str, name: str | None = None, complexity: int | None = 
 
     torch_fn, sympy_fn, valid, numpy_fn = _make_views(sym)
     probe = torch.linspace(-2.0, 2.0, 9, dtype=torch.float64)
-    torch_fn(probe), valid(probe), numpy_fn(probe.numpy())  # surfaces unsupported nodes now
+    try:  # fail here, with the expression in the message, rather than inside a fit
+        torch_fn(probe), valid(probe), numpy_fn(probe.numpy())
+    except Exception as err:
+        raise ValueError(f"cannot evaluate {text!r}: {err}") from None
 
     if complexity is None:
         complexity = builder.nodes
