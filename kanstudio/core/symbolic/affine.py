@@ -539,10 +539,32 @@ def _rank(x, y, fns, weight_complexity, a_range, b_range, side, refine) -> list[
         b_u = _inside_domain(p.fn, x_user, a_u, b_u)
         if b_u is None:
             continue
-        out.append((i, Candidate(p.fn.name, a_u, b_u, c_u, d_u, float(r2), int(p.fn.complexity),
-                                 score(r2, p.fn.complexity, weight_complexity, b_u, c_u, d_u))))
+        sc = score(r2, p.fn.complexity, weight_complexity, b_u, c_u, d_u)
+        if _is_slice(p.fn.name, a_u * lo + b_u, a_u * hi + b_u):
+            sc += SLICE_PENALTY * weight_complexity
+        out.append((i, Candidate(p.fn.name, a_u, b_u, c_u, d_u, float(r2), int(p.fn.complexity), sc)))
     out.sort(key=lambda t: (t[1].score, t[0]))
     return [cand for _, cand in out]
+
+
+# A function used on a sliver of its argument is just its Taylor polynomial there: cos(0.05 x)
+# "fits" x**2 and cos(0.05 y + 3) "fits" 1/y as well as the real thing. Such fits pay extra
+# complexity so the honest polynomial or pole wins. Periodic and saturating functions have a
+# natural absolute scale (radians); powers, roots, poles and log a relative one.
+SLICE_PENALTY = 2.0
+_ABSOLUTE_SCALE = {"sin", "cos", "tan", "tanh", "arctan", "arcsin", "arccos", "arctanh", "gaussian",
+                   "sigmoid", "exp"}
+_RELATIVE_SCALE = {"x^2", "x^3", "x^4", "x^5", "1/x", "1/x^2", "1/x^3", "sqrt", "1/sqrt", "x^1.5", "log"}
+
+
+def _is_slice(name: str, u_lo: float, u_hi: float) -> bool:
+    """Does the argument a*x+b span only a sliver of the function's natural scale?"""
+    if name in _ABSOLUTE_SCALE:
+        return abs(u_hi - u_lo) < 0.5
+    if name in _RELATIVE_SCALE and u_lo * u_hi > 0:
+        lo, hi = sorted((abs(u_lo), abs(u_hi)))
+        return hi < 1.2 * lo
+    return False
 
 
 def fit_one(x, y, function: str | SymbolicFunction, **kwargs) -> Candidate | None:
