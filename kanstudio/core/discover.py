@@ -28,6 +28,7 @@ import torch
 from .formula import FormulaResult, build_formula, r2_rmse
 from .model import KAN
 from .network import format_width, parse_width
+from .separable import als_product
 
 Progress = Callable[[str], None]
 
@@ -134,6 +135,9 @@ def fit_shape(width, X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline:
     has_hidden_sums = len(w) > 2 and any(s > 1 for s, _ in w[1:-1])
     model = KAN(width, grid=cfg.grid, k=cfg.k, seed=cfg.seed)
     model.feature_names_, model.target_name_ = list(names), target
+    if len(w) == 2 and w[1] == (0, 1):
+        model.set_data(X, y)
+        als_product(model.net, model.X_train_, model.y_train_)  # separable start; LBFGS polishes
     model.fit(X, y, steps=cfg.steps, lamb=cfg.lamb if has_hidden_sums else 0.0)
     if len(w) > 2:
         model.prune(node_th=cfg.node_th)

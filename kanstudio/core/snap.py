@@ -68,15 +68,17 @@ def _mse(net: KANNetwork, X: torch.Tensor, y: torch.Tensor) -> float:
 
 def auto_symbolic(net: KANNetwork, X: torch.Tensor, y: torch.Tensor | None, r2_threshold: float = 0.99,
                   lib=None, weight_complexity: float | None = None, network_aware: bool = True,
-                  n_try: int = 3, tolerance: float = 0.05) -> dict:
+                  n_try: int = 3, tolerance: float = 0.05, abs_tolerance: float = 1e-3) -> dict:
     """Snap each live, unsnapped edge (layer by layer) whose best candidate has R² >= threshold.
 
     With ``network_aware`` and targets ``y``, the first ``n_try`` qualifying candidates are each
-    tried in the network; the simplest-ranked one whose training MSE is within ``tolerance``
-    (relative) of the best tried is kept, so an edge-level near-tie is settled by what the
-    whole network needs. Returns ``{'snapped': [(l, i, j, Candidate)], 'skipped': [(l, i, j, best_r2)]}``.
+    tried in the network; the best-ranked one whose training MSE is within ``tolerance``
+    (relative) or ``abs_tolerance * var(y)`` of the best tried is kept. So a clear difference for
+    the whole network decides, but the unrefitted network's preference for whatever mimics its
+    slightly imperfect spline (a sliver of cos for 1/x) does not. Returns ``{'snapped': [(l, i, j, Candidate)], 'skipped': [(l, i, j, best_r2)]}``.
     """
     snapped, skipped = [], []
+    slack = abs_tolerance * float(y.var()) if y is not None and y.numel() > 1 else 0.0
     for l, layer in enumerate(net.layers):
         for i in range(layer.n_in):
             for j in range(layer.n_out):
@@ -94,7 +96,7 @@ def auto_symbolic(net: KANNetwork, X: torch.Tensor, y: torch.Tensor | None, r2_t
                         _apply(net, l, i, j, c)
                         losses.append(_mse(net, X, y))
                     best = min(losses)
-                    choice = next(c for c, m in zip(ok, losses) if m <= best * (1 + tolerance) + 1e-14)
+                    choice = next(c for c, m in zip(ok, losses) if m <= best * (1 + tolerance) + slack + 1e-14)
                 _apply(net, l, i, j, choice)
                 snapped.append((l, i, j, choice))
     return {"snapped": snapped, "skipped": skipped}
