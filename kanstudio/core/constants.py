@@ -168,10 +168,15 @@ def canonical(expr: sympy.Expr, symbols) -> sympy.Expr:
 
 
 def simplify_expr(expr, max_ops: int = 40):
-    """SymPy simplification, bounded: big expressions only get the cheap rewrites."""
+    """SymPy simplification, bounded so that it always takes well under a second: cheap,
+    deterministic rewrites (logs, powers, common factors) always; the full ``simplify`` only for
+    small expressions without trigonometric or hyperbolic functions, where its ``trigsimp`` pass
+    can take tens of seconds."""
     try:
         e = sympy.powsimp(sympy.expand_log(expr, force=True), force=True)
-        if sympy.count_ops(e) <= max_ops:
+        e = sympy.factor_terms(e)
+        trig = e.has(sympy.sin, sympy.cos, sympy.tan, sympy.tanh, sympy.sinh, sympy.cosh)
+        if not trig and sympy.count_ops(e) <= max_ops:
             e = sympy.simplify(e)
         return e
     except Exception:

@@ -43,7 +43,11 @@ class NetworkSnapshot:
 
 @torch.no_grad()
 def snapshot_network(net: KANNetwork, X: torch.Tensor, input_names: list[str], target_names: list[str],
-                     version: int = 0, n_pts: int = 48) -> NetworkSnapshot:
+                     version: int = 0, n_pts: int = 48, max_rows: int = 2000) -> NetworkSnapshot:
+    """Scores and ranges come from at most ``max_rows`` evenly spaced rows of ``X``, so a live
+    refresh costs the same for a million-row dataset as for a small one."""
+    if X.shape[0] > max_rows:
+        X = X[torch.linspace(0, X.shape[0] - 1, max_rows, device=X.device).long()]
     trace = net.trace(X)
     scores = [s.numpy() for s in trace.edge_scale()]
     curve_x, curve_y = [], []

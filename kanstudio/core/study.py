@@ -861,6 +861,23 @@ class Study:
             self._cache[key] = (self.version, value)
             return value
 
+    def _cached_unlocked(self, key: str, compute, empty):
+        """Like :meth:`_cached`, but the slow part runs outside the lock on a copy of the model,
+        so training steps and edits never wait for SymPy. A result is cached only if the study
+        did not change meanwhile."""
+        with self.lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == self.version:
+                return hit[1]
+            if self.model is None:
+                return empty
+            version, model, split = self.version, self.model.copy(), self._test_split()
+        value = compute(model, *split)
+        with self.lock:
+            if self.version == version:
+                self._cache[key] = (version, value)
+        return value
+
     def _test_split(self):
         _, _, Xte, yte = self.dataset.split()
         return (Xte, yte) if len(Xte) else (None, None)
@@ -881,30 +898,21 @@ class Study:
     def formula(self):
         """The model as a :class:`~kanstudio.core.formula.FormulaResult` (checked on the test
         split), or None without a model."""
-        def make():
-            if self.model is None:
-                return None
-            from .formula import build_formula
+        from .formula import build_formula
 
-            Xte, yte = self._test_split()
-            return build_formula(self.model, Xte, yte)
-
-        return self._cached("formula", make)
+        return self._cached_unlocked("formula", lambda m, Xte, yte: build_formula(m, Xte, yte), None)
 
     def pareto(self) -> list:
         """Formulas from simple to exact (``pareto_front``), scored on the test split (the training
         split when there is no test split)."""
-        def make():
-            if self.model is None:
-                return []
-            from .formula import pareto_front
+        from .formula import pareto_front
 
-            Xte, yte = self._test_split()
+        def compute(m, Xte, yte):
             if Xte is None:
-                Xte, yte, _, _ = self.dataset.split()
-            return pareto_front(self.model, Xte, yte)
+                Xte, yte = m.X_train_.cpu().numpy(), m.y_train_.cpu().numpy()[:, 0]
+            return pareto_front(m, Xte, yte)
 
-        return self._cached("pareto", make)
+        return self._cached_unlocked("pareto", compute, [])
 
     def predictions(self) -> pd.DataFrame:
         """Every row: inputs, target, network prediction, formula prediction, split."""
