@@ -50,7 +50,7 @@ class DiscoverConfig:
     node_th: float = 1e-2
     val_fraction: float = 0.2
     time_limit: float | None = 60.0
-    good_enough_r2: float = 1 - 1e-10  # stop the search early at a formula this exact
+    good_enough_r2: float = 1 - 1e-8  # stop the search early at an exact formula this accurate
 
 
 @dataclass
@@ -158,8 +158,10 @@ def fit_shape(width, X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline:
     scale = float(np.std(yv)) or 1.0
     # Opaque spline terms are not a formula yet: charge them like a large expression.
     cx = f.complexity + (0 if f.exact else 50)
-    return Attempt(format_width(w), f, f.rmse_test, _criterion(f.rmse_test, cx, len(yv), scale),
-                   time.perf_counter() - t0, model)
+    crit = _criterion(f.rmse_test, cx, len(yv), scale)
+    if not np.isfinite(f.evaluate(X)).all():
+        crit = math.inf  # undefined somewhere on the training inputs (acos of 1.004): not a law
+    return Attempt(format_width(w), f, f.rmse_test, crit, time.perf_counter() - t0, model)
 
 
 def discover(X, y, names=None, target: str = "y", X_test=None, y_test=None,

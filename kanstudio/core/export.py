@@ -26,9 +26,12 @@ def latex_name(name: str) -> str:
     return r"\mathrm{" + _tex_text(name) + "}"
 
 
-def to_latex(res) -> str:
+def to_latex(res, digits: int = 6) -> str:
+    """LaTeX with floats shown to ``digits`` significant digits (the SymPy, Python and JSON
+    exports keep full precision)."""
     names = {s: latex_name(s.name) for s in res.symbols}
-    return sympy.latex(res.expr, symbol_names=names)
+    expr = res.expr.xreplace({f: sympy.Float(f, digits) for f in res.expr.atoms(sympy.Float)})
+    return sympy.latex(expr, symbol_names=names)
 
 
 def _fmt(v: float) -> str:

@@ -26,8 +26,11 @@ def als_product(net, X: torch.Tensor, y: torch.Tensor, rounds: int = 12, ridge: 
     for i in range(layer.n_in):
         B = bspline_basis(h[:, i : i + 1], layer.knots[i : i + 1].double(), layer.k)[:, 0]
         feats.append(torch.cat([F.silu(h[:, i : i + 1]), B, torch.ones_like(B[:, :1])], 1))
-    # start every factor at 1 (spline coefficients 1 inside the grid; base 0)
-    theta = [torch.cat([torch.zeros(1), torch.ones(layer.G + layer.k), torch.zeros(1)]).double() for _ in feats]
+    # Random (seeded) starting factors: from constant ones, a factor whose conditional mean is 0
+    # (x in x*y on [-1, 1]) solves to 0 and the next solve has nothing to divide by.
+    g = torch.Generator().manual_seed(int(getattr(net, "seed", 0)))
+    theta = [torch.cat([torch.zeros(1), 1 + torch.randn(layer.G + layer.k, generator=g, dtype=torch.float64),
+                        torch.zeros(1)]) for _ in feats]
     live = [bool(layer.mask[i, 0] > 0) for i in range(layer.n_in)]
     phis = [f @ t for f, t in zip(feats, theta)]
     bias = torch.zeros((), dtype=torch.float64)
