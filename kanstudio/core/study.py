@@ -504,7 +504,7 @@ class Study:
             before = self._state()
             with _CAP_LOCK:
                 if len(_ACTIVE) >= _MAX_CONCURRENT:
-                    raise StudyBusy(f"{len(_ACTIVE)} training runs are already going (the limit is "
+                    raise StudyBusy(f"{len(_ACTIVE)} training run{'s are' if len(_ACTIVE) != 1 else ' is'} already going (the limit is "
                                     f"{_MAX_CONCURRENT}); wait for one to finish and try again")
                 run = _Run(self, None, before, cfg, "")  # type: ignore[arg-type]
                 _ACTIVE.add(run)
