@@ -51,6 +51,18 @@ def exact_match(true_str: str, found_str: str, ranges) -> bool:
     found = found.xreplace(rep)
     if sympy.count_ops(found) > 300:
         return False
+    # Numeric screen first: SymPy's simplify can run for many minutes on a wrong trig formula,
+    # and only a formula that agrees to ~1e-9 at random points can be exactly right.
+    import numpy as np
+
+    names = [n for n, _, _ in ranges]
+    pts = np.random.default_rng(1).uniform([lo for _, lo, _ in ranges], [hi for _, _, hi in ranges], (64, len(names)))
+    ft = sympy.lambdify([syms[n] for n in names], true, "numpy")
+    ff = sympy.lambdify([syms[n] for n in names], found, "numpy")
+    with np.errstate(all="ignore"):
+        a, b = np.broadcast_to(ft(*pts.T), 64), np.broadcast_to(ff(*pts.T), 64)
+    if not (np.all(np.isfinite(b)) and np.allclose(a, b, rtol=1e-9, atol=1e-12)):
+        return False
     diff = sympy.simplify(true - found)
     if diff == 0:
         return True

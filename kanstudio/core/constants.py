@@ -23,7 +23,7 @@ MAX_DEN = 12
 
 
 def nice_values(v: float, rel: float = 0.02) -> list[sympy.Expr]:
-    """Exact numbers near ``v``, simplest first: 0, integers, p/q (q <= 12), p/q*pi, p/(q*pi)."""
+    """Exact numbers near ``v``: 0, integers, p/q (q <= 12), p/q*pi, p/(q*pi); shortest first."""
     out: list[sympy.Expr] = []
     if abs(v) < 2e-2:
         out.append(sympy.Integer(0))
@@ -45,7 +45,8 @@ def nice_values(v: float, rel: float = 0.02) -> list[sympy.Expr]:
         if c not in seen:
             seen.add(c)
             uniq.append(c)
-    return uniq
+    # Shortest to write first, then closest: pi before 22/7, 1/2 before 6/12-like detours.
+    return sorted(uniq, key=lambda c: (len(str(c)), abs(float(c) - v)))
 
 
 def _floats(expr: sympy.Expr) -> list[sympy.Float]:
