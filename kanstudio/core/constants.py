@@ -105,14 +105,24 @@ def refit_floats(expr, symbols, X, y, max_nfev: int = 200):
     return templ.xreplace({p: sympy.Float(float(v)) for p, v in zip(params, sol.x)})
 
 
-def round_constants(expr, judge: _Judge, max_floats: int = 40):
-    cur = expr
-    for f in _floats(expr)[:max_floats]:
-        if f not in cur.atoms(sympy.Float):
-            continue
+def round_constants(expr, judge: _Judge, fit=None, max_floats: int = 40):
+    """Replace floats by nice numbers one at a time. With ``fit = (symbols, X, y)`` the other
+    floats are refitted after each replacement before judging it, so constants that compensated
+    each other (1.005 (E - 0.012)(q - 0.02) + 0.05 on noisy data) can all become exact."""
+    cur, tried = expr, set()
+    for _ in range(max_floats):
+        # Walk the *current* floats: a refit replaces the others with new values.
+        todo = [f for f in _floats(cur) if f not in tried]
+        if not todo:
+            break
+        f = todo[0]
+        tried.add(f)
         for cand in nice_values(float(f)):
             trial = cur.xreplace({f: cand})
             ok, _ = judge.accept(trial)
+            if not ok and fit is not None and trial.atoms(sympy.Float):
+                trial = refit_floats(trial, *fit)
+                ok, _ = judge.accept(trial)
             if ok:
                 cur = trial
                 break
@@ -201,7 +211,7 @@ def tidy(expr, symbols, X_val, y_val, X_fit, y_fit, *, simplify: bool = True, ex
             if trial is not cur and judge.err(trial) <= judge.err(cur):
                 cur = trial
             cur = keep(canonical(cur, symbols))
-            cur = round_constants(cur, judge)
+            cur = round_constants(cur, judge, (symbols, X_fit, y_fit))
         if simplify:
             cur = keep(simplify_expr(cur))
             cur = keep(canonical(cur, symbols))
