@@ -70,3 +70,59 @@ def test_adaptive_grid_handles_constant_and_duplicates():
     g = adaptive_grid(x, 5)
     assert torch.isfinite(g).all()
     assert (g.diff(dim=1) > 0).all()  # strictly increasing even for a constant input
+
+
+# --------------------------------------------------------------------------- local (fast) evaluation
+
+from kanstudio.core.spline import KnotTables, bspline_basis_dense, features  # noqa: E402
+
+
+def _uneven_knots(G, k, seed):
+    g = torch.Generator().manual_seed(seed)
+    inner = torch.sort(torch.rand(3, G + 1, generator=g, dtype=torch.float64) * 4 - 2, dim=1).values
+    return extend_grid(inner, k)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("G", [1, 3, 5, 20])
+def test_local_basis_matches_dense_recursion(k, G):
+    """The span-local polynomial evaluation equals the full Cox-de Boor recursion to rounding,
+    everywhere: inside, on and next to every knot, outside, far outside."""
+    for knots in (_uneven_knots(G, k, seed=10 * k + G), _knots(G, k, uniform=True)):
+        g = torch.Generator().manual_seed(G)
+        kT = knots.T.contiguous()
+        x = torch.cat([torch.rand(2000, knots.shape[0], generator=g, dtype=torch.float64) * 10 - 5,
+                       kT, kT + 1e-13, kT - 1e-13, kT * (1 + 1e-16),
+                       torch.full((1, knots.shape[0]), 1e300, dtype=torch.float64)])
+        B = bspline_basis(x, knots, k)
+        assert B.shape == (len(x), knots.shape[0], G + k)
+        assert (B - bspline_basis_dense(x, knots, k)).abs().max() <= 1e-12
+    n = knots.shape[0]
+    inf = torch.tensor([[float("inf")] * n, [-float("inf")] * n], dtype=torch.float64)
+    assert torch.equal(bspline_basis(inf, knots, k), torch.zeros(2, n, G + k, dtype=torch.float64))
+
+
+def test_span_lookup_by_cells_and_by_search_agree():
+    """Grids from data use the cell table; a grid with a near-duplicate knot falls back to the
+    binary search. Both give the dense basis."""
+    x = torch.cat([torch.rand(300, 2, dtype=torch.float64) ** 4, torch.rand(300, 2, dtype=torch.float64)])
+    adaptive = extend_grid(adaptive_grid(x, 7), 3)
+    crowded = adaptive.clone()
+    crowded[:, 6] = crowded[:, 5] + 1e-9 * (crowded[:, 7] - crowded[:, 5])
+    assert KnotTables(adaptive, 3).cells is not None and KnotTables(crowded, 3).cells is None
+    for knots in (adaptive, crowded):
+        pts = torch.cat([x, knots.T.contiguous(), torch.linspace(-3, 3, 1001, dtype=torch.float64)[:, None].repeat(1, 2)])
+        assert (bspline_basis(pts, knots, 3) - bspline_basis_dense(pts, knots, 3)).abs().max() <= 1e-12
+
+
+def test_features_with_silu_gradcheck_and_float32():
+    torch.manual_seed(0)
+    knots = _knots(5, 3)
+    T = KnotTables(knots, 3)
+    x = (torch.rand(40, 2, dtype=torch.float64) * 3 - 1.5).requires_grad_()
+    F = features(x, T)
+    assert torch.allclose(F[:, :, -1], torch.nn.functional.silu(x))
+    assert torch.equal(F[:, :, :-1], bspline_basis(x, knots, 3))
+    assert torch.autograd.gradcheck(lambda z: features(z, T), (x,))
+    x32, k32 = x.detach().float(), knots.float()  # float32 arithmetic, same points and knots
+    assert (bspline_basis(x32, k32, 3).double() - bspline_basis(x32.double(), k32.double(), 3)).abs().max() < 1e-5

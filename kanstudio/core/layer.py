@@ -17,13 +17,80 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .spline import KnotTables, adaptive_grid, bspline_basis, bspline_basis_T, extend_grid, lstsq_coef, uniform_grid
+from .spline import KnotTables, adaptive_grid, bspline_basis, extend_grid, features, lstsq_coef, uniform_grid
 
 
 def _symbolic(name: str):
     from .symbolic.library import get_function  # late: the library imports torch-heavy parsing
 
     return get_function(name)
+
+
+class _EdgeSum(torch.autograd.Function):
+    """A layer's spline+SiLU edges summed at the nodes, as one autograd node with a hand-written
+    backward (a tiny network's step is dominated by per-op overhead, not arithmetic).
+
+    ``F (batch, n_in, M)`` features (basis, then silu; ``M = G+k+1``); weights ``coef (n_in, n_out,
+    G+k)``, ``scale_sp``, ``scale_base`` ``(n_in, n_out)``; ``bias (n_out,)``; ``live`` (mask, or
+    None when all edges are live splines) and ``node_scale`` (or None when all ones) are constants.
+
+    ``stats=False``: returns ``out = (F_flat @ W) * node_scale + bias`` -- one matmul.
+    ``stats=True``: also the edge magnitudes ``mean_b |phi_ij|`` ``(n_in, n_out)``; the activations
+    ``(n_in, batch, n_out)`` come from one batched matmul and the output is their sum.
+    """
+
+    @staticmethod
+    def forward(ctx, Fx, coef, scale_sp, scale_base, bias, live, node_scale, stats):
+        b, n, M = Fx.shape
+        sp = scale_sp if live is None else scale_sp * live
+        sb = scale_base if live is None else scale_base * live
+        Wt = torch.cat([coef * sp.unsqueeze(-1), sb.unsqueeze(-1)], dim=-1).transpose(1, 2)  # (n, M, o)
+        ctx.stats, ctx.sp = stats, sp
+        ctx.live, ctx.node_scale = live, node_scale
+        if stats:
+            A = torch.bmm(Fx.transpose(0, 1), Wt)  # (n_in, batch, n_out)
+            Y = A.sum(0)
+            mags = torch.linalg.vector_norm(A, 1, dim=1).div_(b)
+            ctx.save_for_backward(Fx, coef, Wt, torch.sign(A))
+        else:
+            Wt = Wt.reshape(n * M, -1)
+            Y = Fx.view(b, n * M) @ Wt
+            ctx.save_for_backward(Fx, coef, Wt)
+        out = torch.addcmul(bias, Y, node_scale) if node_scale is not None else Y.add_(bias)
+        if stats:
+            return out, mags
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out, g_mag=None):
+        live, ns = ctx.live, ctx.node_scale
+        gY = g_out if ns is None else g_out * ns
+        need_F = ctx.needs_input_grad[0]
+        gF = None
+        if ctx.stats:
+            Fx, coef, Wt, sgn = ctx.saved_tensors
+            b = Fx.shape[0]
+            dA = gY.unsqueeze(0) if g_mag is None else torch.addcmul(gY.unsqueeze(0), sgn, g_mag.unsqueeze(1), value=1.0 / b)
+            if dA.shape[0] != Wt.shape[0]:
+                dA = dA.expand(Wt.shape[0], -1, -1)
+            gWt = torch.bmm(Fx.permute(1, 2, 0), dA)  # (n_in, M, n_out)
+            if need_F:
+                gF = torch.bmm(dA, Wt.transpose(1, 2)).transpose(0, 1)
+        else:
+            Fx, coef, Wt = ctx.saved_tensors
+            b, n, M = Fx.shape
+            gWt = (Fx.view(b, n * M).T @ gY).view(n, M, -1)
+            if need_F:
+                gF = (gY @ Wt.T).view(b, n, M)
+        gW = gWt.transpose(1, 2)  # (n_in, n_out, M)
+        g_sp = gW[..., :-1]
+        g_coef = g_sp * ctx.sp.unsqueeze(-1)
+        g_scale_sp = torch.linalg.vecdot(g_sp, coef)
+        g_scale_base = gW[..., -1]
+        if live is not None:
+            g_scale_sp = g_scale_sp * live
+            g_scale_base = g_scale_base * live
+        return gF, g_coef, g_scale_sp, g_scale_base, g_out.sum(0), None, None, None
 
 
 class KANLayer(nn.Module):
@@ -78,6 +145,7 @@ class KANLayer(nn.Module):
         self.sym_names: list[list[str | None]] = [[None] * n_out for _ in range(n_in)]
         self._tables: tuple | None = None
         self._basis_cache: tuple | None = None
+        self._struct: tuple | None = None
 
     # ----------------------------------------------------------------- basis (cached)
     def tables(self) -> KnotTables:
@@ -86,19 +154,42 @@ class KANLayer(nn.Module):
             self._tables = (key, KnotTables(self.knots, self.k))
         return self._tables[1]
 
-    def basis(self, x: torch.Tensor) -> torch.Tensor:
-        """``(n_in, G+k, batch)`` (batch-last, see spline.py). For a constant input (the first layer sees the same training
-        tensor at every optimiser step) the basis is computed once and reused."""
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_in, G+k+1)``: every input's B-spline basis, then ``silu(x)`` (see spline.py).
+        For a constant input (the first layer sees the same training tensor at every optimiser
+        step) the block is computed once and reused."""
         T = self.tables()
-        if x.requires_grad:
-            return bspline_basis_T(x.T, T, self.k)
+        if x.requires_grad and torch.is_grad_enabled():
+            return features(x, T)
         key = (id(x), x._version, id(T))
         c = self._basis_cache
         if c is not None and c[0] == key and c[1] is x:
             return c[2]
-        B = bspline_basis_T(x.T, T, self.k)
-        self._basis_cache = (key, x, B)
-        return B
+        F = features(x, T)
+        self._basis_cache = (key, x, F)
+        return F
+
+    def basis(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n_in, G+k, batch)`` basis (a view of :meth:`features`)."""
+        return self.features(x)[:, :, :-1].permute(1, 2, 0)
+
+    def _structure(self) -> tuple[torch.Tensor | None, bool, bool]:
+        """(live-edge mask or None when every edge is a live spline, node_scale is all ones, any
+        symbolic edge) -- re-read only when mask / sym_mask / node_scale change."""
+        key = tuple((id(t), t._version) for t in (self.mask, self.sym_mask, self.node_scale))
+        if self._struct is None or self._struct[0] != key:
+            live = self.mask * (~self.sym_mask).to(self.mask.dtype)
+            self._struct = (key, None if bool((live == 1).all()) else live,
+                            bool((self.node_scale == 1).all()), bool(self.sym_mask.any()))
+        return self._struct[1:]
+
+    def _weight_matrix(self, live: torch.Tensor | None) -> torch.Tensor:
+        """``(n_in, G+k+1, n_out)``: the weights matching :meth:`features` -- ``coef * scale_sp``
+        for the basis rows, ``scale_base`` for the SiLU row -- zero for pruned/symbolic edges."""
+        W = torch.cat([self.coef * self.scale_sp.unsqueeze(-1), self.scale_base.unsqueeze(-1)], dim=-1)
+        if live is not None:
+            W = W * live.unsqueeze(-1)
+        return W.transpose(1, 2)
 
     # ----------------------------------------------------------------- structure
     @property
@@ -137,13 +228,15 @@ class KANLayer(nn.Module):
 
     def edge_values(self, x: torch.Tensor, basis: torch.Tensor | None = None) -> torch.Tensor:
         """Every edge's activation ``phi_ij(x_i)``: ``(batch, n_in, n_out)``; pruned edges are 0."""
-        wb, ws = self._spline_weights()
-        B = self.basis(x) if basis is None else basis
-        acts = F.silu(x).unsqueeze(-1) * wb + torch.einsum("imb,iom->bio", B, ws)
-        sym = self._symbolic_values(x)
-        if sym:
+        live, _, has_sym = self._structure()
+        if basis is None:
+            Fx = self.features(x)
+        else:  # an explicit (n_in, G+k, batch) basis
+            Fx = torch.cat([basis.permute(2, 0, 1), F.silu(x).unsqueeze(-1)], dim=-1)
+        acts = torch.bmm(Fx.transpose(0, 1), self._weight_matrix(live)).transpose(0, 1)
+        if has_sym:
             acts = acts.clone()
-            for I, J, v in sym:
+            for I, J, v in self._symbolic_values(x):
                 acts[:, I, J] = acts[:, I, J] + v
         return acts
 
@@ -159,19 +252,33 @@ class KANLayer(nn.Module):
     def forward(self, x: torch.Tensor, return_acts: bool = False):
         """``x (batch, n_in)`` -> ``(batch, n_out)``, and the per-edge activations if asked.
 
-        Without ``return_acts`` and without product nodes, the sum over edges is one matmul over
-        the flattened basis, so no ``(batch, n_in, n_out)`` tensor is built.
+        Without ``return_acts`` and without product nodes, the sum over edges is one matmul of
+        the ``(batch, n_in * (G+k+1))`` feature block with the stacked weights, so no
+        ``(batch, n_in, n_out)`` tensor is built.
         """
         if return_acts or self.n_prod:
             acts = self.edge_values(x)
             out = self.combine(acts)
             return (out, acts) if return_acts else out
-        wb, ws = self._spline_weights()
-        B = self.basis(x)
-        out = F.silu(x) @ wb + B.reshape(-1, x.shape[0]).T @ ws.permute(0, 2, 1).reshape(-1, self.n_out)
+        live, unit_scale, has_sym = self._structure()
+        if not has_sym:
+            return _EdgeSum.apply(self.features(x), self.coef, self.scale_sp, self.scale_base, self.bias,
+                                  live, None if unit_scale else self.node_scale, False)
+        Fx = self.features(x)
+        out = Fx.view(x.shape[0], -1) @ self._weight_matrix(live).reshape(-1, self.n_out)
         for I, J, v in self._symbolic_values(x):
             out = out.index_add(1, J, v)
         return out * self.node_scale + self.bias
+
+    def forward_magnitudes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output ``(batch, n_out)`` and every edge's mean ``|phi|`` over the batch ``(n_in, n_out)``
+        (the sparsity penalty's input), building the activations once: the output is their sum."""
+        live, unit_scale, has_sym = self._structure()
+        if self.n_prod or has_sym:
+            acts = self.edge_values(x)
+            return self.combine(acts), acts.abs().mean(0)
+        return _EdgeSum.apply(self.features(x), self.coef, self.scale_sp, self.scale_base, self.bias,
+                              live, None if unit_scale else self.node_scale, True)
 
     # ----------------------------------------------------------------- grids
     def _spline_part(self, x: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,8 @@ order ``k``; an extended knot vector has ``G + 2k + 1`` knots and carries ``G + 
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = [
@@ -71,10 +73,11 @@ class KnotTables:
 
     Local tables (``S = K + 1`` spans per input, ``s = searchsorted(knots, x, right=True)``; spans
     ``0`` and ``K`` lie outside the knots, where every function is 0), flat over ``(input, span)``:
-    ``span_t`` = ``t_{s-1}``; ``coef (n_in * S, k+1 [degree], k+1 [slot])``; ``start``: the basis
-    index of slot 0. Near the ends the window of ``k + 1`` slots is shifted inward so it always lies
-    inside the ``G + k`` functions (slots for functions that do not exist there hold zero
-    polynomials): no clamping, no duplicate columns, so the scatter is a plain write.
+    ``span_t`` = ``t_{s-1}``; ``coef ((k+1) [degree] * (k+1) [slot], n_in * S)``; ``cols`` the basis
+    index of each slot (``cols_silu``: plus the SiLU column). Near the ends the window of ``k + 1``
+    slots is shifted inward so it always lies inside the ``G + k`` functions (slots for functions
+    that do not exist there hold zero polynomials): no clamping, no duplicate columns, so building
+    the dense block is one plain scatter. ``cells``: the span lookup (:class:`_CellIndex`).
     """
 
     def __init__(self, knots: torch.Tensor, k: int):
@@ -90,9 +93,78 @@ class KnotTables:
         C, tj, c0 = _span_polynomials(knots, k)  # float64
         S = K + 1
         self.span_t = tj.reshape(n * S).to(knots.dtype)
-        self.coef = C.reshape(n * S, k + 1, k + 1).to(knots.dtype)
+        # (degree * slot, n_in * S): gathering columns gives contiguous rows per (degree, slot).
+        self.coef = C.reshape(n * S, (k + 1) ** 2).T.contiguous().to(knots.dtype)
         self.row = (torch.arange(n, device=knots.device) * S)[:, None]  # (n_in, 1)
-        self.start = c0.reshape(n * S)  # first basis index of each span's window
+        # basis index of each span's k + 1 slots: (n_in * S, k + 1)
+        self.cols = (c0.reshape(n * S, 1) + torch.arange(k + 1, device=knots.device)).contiguous()
+        # the same plus the SiLU column (G + k), for feature rows that carry silu(x) last
+        self.cols_silu = torch.cat([self.cols, torch.full((n * S, 1), K - k - 1, device=knots.device)], 1)
+        self.cells = _CellIndex.build(knots, S)
+
+
+class _CellIndex:
+    """Span lookup without a binary search: each input's knot range is cut into ``Nc`` equal
+    cells, narrower than half the smallest knot gap, so a cell holds at most one knot. A sample's
+    span is then the span at its cell's left edge plus one if it lies at or past the cell's knot:
+    a handful of vectorised elementwise ops instead of a branchy binary search (about 2x faster
+    than ``torch.searchsorted`` for 40k samples on CPU, and no transposes).
+
+    Rounding at a cell edge can only move a sample that sits within rounding of a knot to the
+    neighbouring span, where the (continuous) basis has the same value to rounding. Knot vectors
+    too uneven for a small table (``Nc`` > ``MAX_CELLS``) keep ``torch.searchsorted``.
+    """
+
+    MAX_CELLS = 4096
+
+    @classmethod
+    def build(cls, knots: torch.Tensor, S: int) -> "_CellIndex | None":
+        t = knots.double()
+        n, K = t.shape
+        gaps = t.diff(dim=1)
+        lo, hi = t[:, 0], t[:, -1]
+        if K < 2 or not bool((gaps > 0).all()) or not bool(torch.isfinite(t).all()):
+            return None
+        ratio = float(((hi - lo) / gaps.min(1).values).max())
+        Nc = int(math.ceil(2.0 * ratio)) + 1
+        if Nc > cls.MAX_CELLS:
+            return None
+        self = cls()
+        dev = knots.device
+        inv_w = Nc / (hi - lo)  # cells per unit, (n,)
+        # cell c' = floor((x - lo) * inv_w) + 1 in [0, Nc + 1]; 0: left of the knots, Nc + 1: right
+        edges = lo[:, None] + (hi - lo)[:, None] * (torch.arange(Nc, dtype=t.dtype, device=dev) / Nc)  # (n, Nc)
+        cnt = torch.searchsorted(t.contiguous(), edges.contiguous(), right=True)  # knots <= left edge
+        nxt = torch.cat([t, torch.full((n, 1), math.inf, dtype=t.dtype, device=dev)], 1).gather(1, cnt.clamp_max(K))
+        right = torch.cat([edges[:, 1:], hi[:, None]], 1)
+        # The knot inside the cell, if any; NaN (never <= x, not even for x = +inf) otherwise.
+        tin = torch.where(nxt < right, nxt, torch.full_like(nxt, math.nan))
+        cnt = torch.cat([torch.zeros(n, 1, dtype=cnt.dtype, device=dev), cnt,
+                         torch.full((n, 1), K, dtype=cnt.dtype, device=dev)], 1)
+        tin = torch.cat([torch.full((n, 1), math.nan, dtype=t.dtype, device=dev), tin,
+                         torch.full((n, 1), math.nan, dtype=t.dtype, device=dev)], 1)
+        row = torch.arange(n, device=dev)[:, None]
+        self.span = (cnt + row * S).reshape(-1)  # flat (input, span) index at each cell's left edge
+        self.knot = tin.reshape(-1).to(knots.dtype)
+        # One clamp keeps every later step finite: far below / above the knots -> half a cell
+        # outside them (cells 0 and Nc + 1, "outside" cells with zero polynomials).
+        self.lo = (lo - 0.5 * (hi - lo) / Nc).to(knots.dtype)
+        self.hi = (hi + 0.5 * (hi - lo) / Nc).to(knots.dtype)
+        # flat cell index = clamp(floor((x - lo) * Nc / (hi - lo)) + 1, 0, Nc + 1) + input * (Nc + 2);
+        # the input offset is added in integers, so float32 keeps its precision for the fraction.
+        self.scale = inv_w.to(knots.dtype)
+        self.shift = (1.0 - lo * inv_w).to(knots.dtype)
+        self.top = Nc + 1
+        self.first = row[:, 0] * (Nc + 2)
+        return self
+
+    def lookup(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x (batch, n_in)`` -> (flat (input, span) index ``(batch * n_in,)``, ``x`` clamped into
+        the cells' range). NaN lands in some outside cell (any is fine: its values are NaN anyway)."""
+        xc = torch.clamp(x, self.lo, self.hi)
+        ci = torch.addcmul(self.shift, xc, self.scale).to(torch.long)
+        ci = ci.clamp_(0, self.top).add_(self.first).view(-1)  # the clamp also guards NaN (undefined int)
+        return self.span.take(ci) + (xc.view(-1) >= self.knot.take(ci)), xc
 
 
 def _span_polynomials(knots: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,51 +218,76 @@ def _span_polynomials(knots: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.
     return C, span_t, start
 
 
+def _gather_columns(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``table[:, idx]`` for a short, wide table, by the fastest CPU kernel for its dtype
+    (``index_select`` along dim 1 is only vectorised for float32; ``gather`` with a broadcast
+    index is 3x faster for float64)."""
+    if table.dtype == torch.float32:
+        return table.index_select(1, idx)
+    return table.gather(1, idx.expand(table.shape[0], -1))
+
+
 def _features_impl(x: torch.Tensor, T: KnotTables, with_silu: bool, need_grad: bool):
     """Dense ``(batch, n_in, G+k [+1])`` feature block, and for the backward: the flat columns the
     local values went to and their derivatives."""
+    x = x.contiguous()
     b, n = x.shape
     k, m = T.k, T.n_basis
     width = m + with_silu
-    s = torch.searchsorted(T.sorted, x.T.contiguous(), right=True)  # (n_in, batch) in [0, K]
-    fi = (s + T.row).T.reshape(-1)  # (batch * n_in,) flat (input, span), batch-major
-    # Clamping keeps u finite for +-inf inputs, whose span is outside (all-zero polynomials).
-    u = torch.clamp(x, T.lo, T.hi).reshape(-1, 1).sub_(T.span_t.take(fi)[:, None])  # (b*n, 1)
-    C = T.coef.index_select(0, fi)  # (b*n, degree, slot)
-    L, dL = C[:, k], None
+    if T.cells is not None:
+        fi, xc = T.cells.lookup(x)  # (batch * n_in,) flat (input, span), batch-major
+    else:
+        s = torch.searchsorted(T.sorted, x.T.contiguous(), right=True)  # (n_in, batch) in [0, K]
+        fi = (s + T.row).T.reshape(-1)
+        xc = torch.clamp(x, T.lo, T.hi)
+    # x is clamped so u stays finite for huge or infinite inputs (outside: zero polynomials).
+    u = xc.view(-1) - T.span_t.take(fi)  # (b*n,)
+    C = _gather_columns(T.coef, fi).view(k + 1, k + 1, -1)  # (degree, slot, b*n)
+    # Local values (and their x-derivatives), one row per slot; with SiLU, one more row.
+    vals = x.new_empty(k + 1 + with_silu, b * n)
+    dvals = x.new_empty(k + 1 + with_silu, b * n) if need_grad else None
+    L, dL = C[k], None
     for d in range(k - 1, -1, -1):  # Horner for the values (and, if asked, their derivative)
         if need_grad:
-            dL = L if dL is None else torch.addcmul(L, dL, u)
-        L = torch.addcmul(C[:, d], L, u)
-    cols = T.start.take(fi)[:, None] + torch.arange(k + 1, device=x.device)  # (b*n, k+1)
-    F = x.new_zeros(b, n, width)
-    F.view(b * n, width).scatter_(1, cols, L)
+            if dL is None:
+                dL = L
+            else:
+                dL = torch.addcmul(L, dL, u, out=dvals[: k + 1] if d == 0 else None)
+        L = torch.addcmul(C[d], L, u, out=vals[: k + 1] if d == 0 else None)
+    if need_grad and k == 1:
+        dvals[:2] = dL
     if with_silu:
-        F[:, :, m] = torch.nn.functional.silu(x)
-    return F, cols, dL
+        xf = x.view(-1)
+        torch.ops.aten.silu.out(xf, out=vals[k + 1])
+        if need_grad:
+            torch.ops.aten.silu_backward.grad_input(xf.new_ones(()).expand_as(xf), xf, grad_input=dvals[k + 1])
+    cols = (T.cols_silu if with_silu else T.cols).index_select(0, fi)  # (b*n, slots) column of each value
+    F = x.new_zeros(b, n, width)
+    F.view(b * n, width).scatter_(1, cols, vals.T)  # one pass: every row's k+1 (+1) nonzeros
+    return F, cols, dvals
 
 
 class _Features(torch.autograd.Function):
     """Dense feature block ``(batch, n_in, G+k [+1])``: the B-spline basis of every input and,
-    optionally, ``silu(x)`` in the last column. Backward uses the closed-form derivative of the
-    ``k + 1`` local polynomials (and of SiLU): no recursion, no graph of small ops."""
+    optionally, ``silu(x)`` in the last column. The forward also evaluates the derivatives of the
+    ``k + 1`` local polynomials (and of SiLU), so the backward is one gather and ``k + 1``
+    multiply-adds: no recursion, no graph of small ops."""
 
     @staticmethod
     def forward(ctx, x, tables, with_silu):
         F, cols, dL = _features_impl(x, tables, with_silu, need_grad=True)
-        ctx.tables, ctx.with_silu = tables, with_silu
-        ctx.save_for_backward(x, cols, dL)
+        ctx.save_for_backward(cols, dL)
         return F
 
     @staticmethod
     def backward(ctx, grad):
-        x, cols, dL = ctx.saved_tensors
+        cols, dL = ctx.saved_tensors
         b, n, width = grad.shape
-        g = grad.reshape(b * n, width).gather(1, cols)  # (b*n, k+1)
-        gx = torch.linalg.vecdot(g, dL).view(b, n)
-        if ctx.with_silu:
-            gx = gx + torch.ops.aten.silu_backward(grad[:, :, -1], x)
-        return gx, None, None
+        g = grad.gather(2, cols.view(b, n, -1)).view(b * n, -1)  # (b*n, slots), any grad layout
+        gx = g[:, 0] * dL[0]
+        for r in range(1, dL.shape[0]):
+            gx.addcmul_(g[:, r], dL[r])
+        return gx.view(b, n), None, None
 
 
 def features(x: torch.Tensor, tables: KnotTables, with_silu: bool = True) -> torch.Tensor:
