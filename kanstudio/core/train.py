@@ -494,7 +494,7 @@ def train(
                     opt.step(closure)
                     prev = last_mse + config.lamb * last_reg
                     last_mse, last_reg = stats.get("mse", math.nan), stats.get("reg", 0.0)
-                    if not (last_mse + config.lamb * last_reg < prev * (1 - 1e-9)):
+                    if math.isfinite(prev) and not (last_mse + config.lamb * last_reg < prev * (1 - 1e-9)):
                         # No progress in a whole step: the curvature memory is stale (product
                         # nodes' scale symmetry does this), so restart LBFGS from here.
                         opt = make_optimizer(lr_scale)
