@@ -12,8 +12,6 @@ the test RMSE over seeds 0..N-1 (a single seed's RMSE swings 2-3x from seed to s
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import sys
 import time
@@ -22,27 +20,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-THREADS = int(os.environ.get("BENCH_THREADS", "2"))  # the comparison is specified at 2
+from _pykan import THREADS, quiet, require_pykan  # noqa: E402
 STEPS, LAMB = 50, 1e-3
 
 
-def quiet():
-    sink = io.StringIO()
-    stack = contextlib.ExitStack()
-    stack.enter_context(contextlib.redirect_stdout(sink))
-    stack.enter_context(contextlib.redirect_stderr(sink))
-    return stack
-
-
 def import_pykan():
-    try:
-        with quiet():
-            from kan import MultKAN
-            from kan.utils import create_dataset
-    except ImportError as e:
-        sys.exit(f"pykan 0.2.8 is needed for this side-by-side benchmark ({e}).\n"
-                 "Install the benchmark extras:  pip install -e .[bench] -c constraints.txt")
-    return MultKAN, create_dataset
+    kan, utils = require_pykan("kan", "kan.utils")
+    return kan.MultKAN, utils.create_dataset
 
 
 def rmse(pred, y) -> float:

@@ -10,8 +10,6 @@ Median of repeats after warm-up; the last line is kanstudio's time as a multiple
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import statistics
 import sys
@@ -20,27 +18,13 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-THREADS = int(os.environ.get("BENCH_THREADS", "2"))  # the comparison is specified at 2
+from _pykan import THREADS, quiet, require_pykan  # noqa: E402
 N_IN, N_OUT, BATCH, G, K = 64, 64, 4096, 5, 3
 REPEATS, WARMUP = 25, 5
 
 
-def quiet():
-    sink = io.StringIO()
-    stack = contextlib.ExitStack()
-    stack.enter_context(contextlib.redirect_stdout(sink))
-    stack.enter_context(contextlib.redirect_stderr(sink))
-    return stack
-
-
 def import_pykan_layer():
-    try:
-        with quiet():
-            from kan.KANLayer import KANLayer as PyKANLayer
-    except ImportError as e:
-        sys.exit(f"pykan 0.2.8 is needed for this side-by-side benchmark ({e}).\n"
-                 "Install the benchmark extras:  pip install -e .[bench] -c constraints.txt")
-    return PyKANLayer
+    return require_pykan("kan.KANLayer").KANLayer
 
 
 def median_time(fn, repeats=REPEATS, warmup=WARMUP) -> float:

@@ -13,8 +13,6 @@ step speed ratio. Run with lamb=0 (the plain step) and, for reference, lamb=1e-3
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import statistics
 import sys
@@ -23,26 +21,12 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-THREADS = int(os.environ.get("BENCH_THREADS", "2"))  # the comparison is specified at 2
+from _pykan import THREADS, quiet, require_pykan  # noqa: E402
 WIDTH, N, REPEATS, WARMUP = [10, 10, 10, 1], 4000, 5, 2
 
 
-def quiet():
-    sink = io.StringIO()
-    stack = contextlib.ExitStack()
-    stack.enter_context(contextlib.redirect_stdout(sink))
-    stack.enter_context(contextlib.redirect_stderr(sink))
-    return stack
-
-
 def import_pykan():
-    try:
-        with quiet():
-            from kan import MultKAN
-    except ImportError as e:
-        sys.exit(f"pykan 0.2.8 is needed for this side-by-side benchmark ({e}).\n"
-                 "Install the benchmark extras:  pip install -e .[bench] -c constraints.txt")
-    return MultKAN
+    return require_pykan("kan").MultKAN
 
 
 def data():
