@@ -139,3 +139,16 @@ def test_cli_reports_bad_input(tmp_path):
     out = subprocess.run([sys.executable, "-m", "kanstudio.cli", "fit", str(bad), "--target", "b"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "error" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_model_formula_method_and_readme_example():
+    from kanstudio import load_csv
+
+    ds = load_csv(ROOT / "assets" / "datasets" / "kan_paper.csv", target="f")
+    model = KAN(width=[2, 3, 1], seed=0).fit(ds, steps=5, lamb=1e-3)
+    model.prune()
+    model.auto_symbolic(r2_threshold=0.0)
+    f = model.formula()
+    assert f.exact and set(f.input_names) == {"x", "y"}
+    assert np.isfinite(f.r2_test) and np.isfinite(f.network_r2_test)
+    assert isinstance(f.latex(), str) and f.sympy_str()

@@ -265,11 +265,12 @@ class KAN:
         return _snap.auto_symbolic(self.net, self._require_data(), self.y_train_, r2_threshold=r2_threshold,
                                    lib=lib, weight_complexity=weight_complexity, network_aware=network_aware)
 
-    def formula(self, simplify: bool = True, **kw):
-        """The network as a SymPy expression in the feature names (see :mod:`kanstudio.core.formula`)."""
-        from .formula import network_formula
+    def formula(self, X_test=None, y_test=None, *, simplify: bool = True, exact_constants: bool = True):
+        """The network as a :class:`~kanstudio.core.formula.FormulaResult` in the feature names,
+        scored on ``(X_test, y_test)`` (default: the test split, else the training data)."""
+        from .formula import build_formula
 
-        return network_formula(self.net, self.feature_names_ or [f"x{i}" for i in range(self.net.dims[0])], **kw)
+        return build_formula(self, X_test, y_test, simplify=simplify, exact_constants=exact_constants)
 
     def __repr__(self) -> str:
         w = self.width_str if self.net_ is not None else "auto"
