@@ -413,7 +413,10 @@ def test_a_failing_run_leaves_the_model_as_it_was(trained_state, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(train_mod, "sparsity_penalty", boom)
+    import kanstudio.core.objective as objective_mod
+
+    monkeypatch.setattr(train_mod, "sparsity_penalty", boom)  # the autograd objective
+    monkeypatch.setattr(objective_mod.FusedObjective, "__call__", boom)  # the hand-differentiated one
     s.start_training(5)
     res = s.wait_training(60)
     assert res.status == "failed" and res.steps == 0

@@ -2,6 +2,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import torch
 
 import kanstudio.core.train as train_mod
@@ -44,65 +45,80 @@ def test_trainer_start_pause_resume_stop():
     assert len(progress) <= span * 50 + 2
 
 
-def test_stop_in_the_middle_of_an_lbfgs_step_restores_last_completed_step():
+@pytest.fixture(params=["fused", "autograd"])
+def objective_hook(request, monkeypatch):
+    """``install(f)``: every evaluation of the training objective calls ``f(n)`` (n = 1, 2, ...)
+    and multiplies the loss by what it returns -- through the hand-differentiated objective
+    (plain spline networks on CPU) or through autograd (everything else), so the fault handling
+    is tested on both."""
+    import kanstudio.core.objective as O
+
+    def install(f):
+        n = {"c": 0}
+        if request.param == "fused":
+            real = O.FusedObjective.__call__
+
+            def hooked(self):
+                n["c"] += 1
+                factor = f(n["c"])
+                loss, grad, mse, reg = real(self)
+                return loss * factor, grad * factor, mse, reg * factor
+
+            monkeypatch.setattr(O.FusedObjective, "__call__", hooked)
+        else:
+            monkeypatch.setattr(O.FusedObjective, "supports", staticmethod(lambda net, params: False))
+            real = train_mod.sparsity_penalty
+
+            def hooked(acts, layers, mu1, mu2):
+                n["c"] += 1
+                factor = f(n["c"])
+                return real(acts, layers, mu1, mu2) * factor
+
+            monkeypatch.setattr(train_mod, "sparsity_penalty", hooked)
+        return n
+
+    return install
+
+
+def test_stop_in_the_middle_of_an_lbfgs_step_restores_last_completed_step(objective_hook):
     X, y = _data()
     net = KANNetwork([2, 5, 1])
-    calls = {"n": 0}
     control = train_mod.TrainControl()
-    real = train_mod.sparsity_penalty
     snap = {}
 
-    def spy(acts, layers, mu1, mu2):
-        calls["n"] += 1
-        if calls["n"] == 1:
+    def spy(n):
+        if n == 1:
             snap.update({k: v.clone() for k, v in net.state_dict().items()})
-        if calls["n"] == 5:  # inside the first LBFGS step's line search
+        if n == 5:  # inside the first LBFGS step's line search
             control.stop()
-        return real(acts, layers, mu1, mu2)
+        return 1.0
 
-    train_mod.sparsity_penalty = spy
-    try:
-        res = train(net, X, y, config=TrainConfig(steps=10, lamb=1e-3, update_grid=False), control=control)
-    finally:
-        train_mod.sparsity_penalty = real
+    calls = objective_hook(spy)
+    res = train(net, X, y, config=TrainConfig(steps=10, lamb=1e-3, update_grid=False), control=control)
+    assert calls["c"] >= 5
     assert res.status == "stopped" and res.steps == 0
     for k, v in net.state_dict().items():
         assert torch.equal(v, snap[k]), k
 
 
-def test_nan_rolls_back_and_reports():
+def test_nan_rolls_back_and_reports(objective_hook):
     X, y = _data()
     net = KANNetwork([2, 3, 1])
-    real = train_mod.sparsity_penalty
-    n = {"c": 0}
-
-    def poisoned(acts, layers, mu1, mu2):
-        n["c"] += 1
-        r = real(acts, layers, mu1, mu2)
-        return r * float("nan") if 30 <= n["c"] < 60 else r
-
-    train_mod.sparsity_penalty = poisoned
-    try:
-        events = []
-        res = train(net, X, y, config=TrainConfig(steps=8, lamb=1e-3, max_rollbacks=50), on_event=events.append)
-    finally:
-        train_mod.sparsity_penalty = real
+    objective_hook(lambda n: float("nan") if 30 <= n < 60 else 1.0)
+    events = []
+    res = train(net, X, y, config=TrainConfig(steps=8, lamb=1e-3, max_rollbacks=50), on_event=events.append)
     assert res.rollbacks >= 1
     assert any(e.kind == "rollback" and "rolled back" in e.message for e in events)
     assert res.status == "done"
     assert all(torch.isfinite(p).all() for p in net.parameters())
 
 
-def test_repeated_divergence_fails_cleanly():
+def test_repeated_divergence_fails_cleanly(objective_hook):
     X, y = _data()
     net = KANNetwork([2, 3, 1])
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    real = train_mod.sparsity_penalty
-    train_mod.sparsity_penalty = lambda *a: real(*a) * float("nan")
-    try:
-        res = train(net, X, y, config=TrainConfig(steps=5, lamb=1e-3, update_grid=False, max_rollbacks=2))
-    finally:
-        train_mod.sparsity_penalty = real
+    objective_hook(lambda n: float("nan"))
+    res = train(net, X, y, config=TrainConfig(steps=5, lamb=1e-3, update_grid=False, max_rollbacks=2))
     assert res.status == "failed" and "diverged" in res.message
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k])

@@ -1,0 +1,127 @@
+"""The hand-differentiated objective (core/objective.py) against autograd on the same network."""
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from kanstudio.core import objective as O
+from kanstudio.core import train as T
+from kanstudio.core.network import KANNetwork
+from kanstudio.core.regularize import sparsity_penalty
+from kanstudio.core.train import TrainConfig, train
+
+
+def _data(n_in, n_out, n=300, seed=0, spread=1.0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    X = (torch.rand(n, n_in, generator=g, dtype=dtype) * 2 - 1) * spread
+    y = torch.sin(2 * X[:, :1]) + X[:, -1:] ** 2
+    return X, y.repeat(1, n_out) * torch.arange(1, n_out + 1, dtype=dtype)
+
+
+def _autograd(net, X, y, lamb, mu1, mu2, params):
+    for p in params:
+        p.grad = None
+    pred, mags = T._forward_magnitudes(net, X, out_affine=True)
+    mse = F.mse_loss(pred, y)
+    reg = sparsity_penalty(mags, list(net.layers), mu1, mu2) if lamb > 0 else torch.zeros(())  # as train() does
+    loss = mse + lamb * reg
+    loss.backward()
+    grad = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+    return float(loss.detach()), grad.numpy(), float(mse.detach()), float(reg.detach())
+
+
+def _compare(net, X, y, lamb, mu1=1.0, mu2=2.0, rtol=1e-9):
+    params = [p for p in net.parameters() if p.requires_grad]
+    assert O.FusedObjective.supports(net, params)
+    fused = O.FusedObjective(net, X, y, params, lamb, mu1, mu2)
+    loss, grad, mse, reg = fused()
+    ref_loss, ref_grad, ref_mse, ref_reg = _autograd(net, X, y, lamb, mu1, mu2, params)
+    scale = np.abs(ref_grad).max()
+    assert scale > 0
+    assert loss == pytest.approx(ref_loss, rel=rtol)
+    assert mse == pytest.approx(ref_mse, rel=rtol)
+    assert reg == pytest.approx(ref_reg, rel=rtol, abs=1e-12)
+    np.testing.assert_allclose(grad, ref_grad, rtol=0, atol=rtol * scale)
+    return fused
+
+
+@pytest.mark.parametrize("lamb", [0.0, 1e-2])
+@pytest.mark.parametrize("width,k", [([2, 5, 1], 3), ([3, 4, 4, 2], 2), ([1, 3, 1], 1), ([2, 3, 1], 5)])
+def test_matches_autograd(width, k, lamb):
+    net = KANNetwork(width, grid=5, k=k, seed=1)
+    X, y = _data(width[0], width[-1])
+    _compare(net, X, y, lamb)
+
+
+def test_matches_autograd_after_grid_update_pruning_and_scaling():
+    """Non-uniform knots, a pruned edge, node scales, input/output normalisation and samples
+    outside the grid (where only the SiLU part is nonzero)."""
+    net = KANNetwork([3, 4, 2], grid=6, k=3, seed=2)
+    X, y = _data(3, 2, spread=2.5, seed=3)
+    net.update_grid(X[:150] * 0.5)  # knots fitted to half the range: many samples fall outside
+    with torch.no_grad():
+        net.layers[0].mask[1, 2] = 0
+        net.layers[1].mask[3, 0] = 0
+        net.layers[1].node_scale.copy_(torch.tensor([0.5, 2.0], dtype=torch.float64))
+        net.in_scale.fill_(0.8)
+        net.in_shift.fill_(0.1)
+        net.out_scale.copy_(torch.tensor([1.5, 0.7], dtype=torch.float64))
+        net.out_shift.copy_(torch.tensor([0.3, -1.0], dtype=torch.float64))
+    for lamb in (0.0, 3e-3):
+        _compare(net, X, y, lamb, mu1=0.7, mu2=1.3)
+
+
+def test_follows_parameter_changes_and_frozen_parameters():
+    net = KANNetwork([2, 3, 1], seed=4)
+    X, y = _data(2, 1, seed=5)
+    net.layers[0].scale_base.requires_grad_(False)  # frozen: not in the optimiser's list
+    fused = _compare(net, X, y, 1e-3)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(6), dtype=p.dtype))
+        net.update_grid(X)
+    params = [p for p in net.parameters() if p.requires_grad]
+    loss, grad, _, _ = fused()
+    ref_loss, ref_grad, _, _ = _autograd(net, X, y, 1e-3, 1.0, 2.0, params)
+    assert loss == pytest.approx(ref_loss, rel=1e-9)
+    np.testing.assert_allclose(grad, ref_grad, atol=1e-9 * np.abs(ref_grad).max())
+
+
+def test_float32_matches_autograd():
+    net = KANNetwork([2, 4, 1], seed=7, dtype=torch.float32)
+    X, y = _data(2, 1, dtype=torch.float32)
+    _compare(net, X, y, 1e-3, rtol=2e-4)
+
+
+def test_not_used_for_products_or_snapped_edges():
+    prod = KANNetwork([2, (0, 1)], seed=0)
+    assert not O.FusedObjective.supports(prod, list(prod.parameters()))
+    snapped = KANNetwork([2, 2, 1], seed=0)
+    snapped.layers[0].set_symbolic(0, 1, "sin")
+    assert not O.FusedObjective.supports(snapped, list(snapped.parameters()))
+
+
+def test_training_with_and_without_it_agrees(monkeypatch):
+    """A few LBFGS steps through the fused objective land where autograd's do (to 1e-4: the two
+    round differently, and 80 line-searched iterations on an L1 penalty amplify that)."""
+    X, y = _data(2, 1, n=400, seed=8)
+    cfg = TrainConfig(steps=4, lamb=1e-3, grid_update_num=2, stop_grid_update_step=4)
+    fast = KANNetwork([2, 3, 1], seed=9)
+    calls = []
+    real_call = O.FusedObjective.__call__
+
+    def counting(self):
+        calls.append(1)
+        return real_call(self)
+
+    monkeypatch.setattr(O.FusedObjective, "__call__", counting)
+    train(fast, X, y, config=cfg)
+    assert calls, "the fused objective was not used"
+    slow = KANNetwork([2, 3, 1], seed=9)
+    monkeypatch.setattr(O.FusedObjective, "supports", staticmethod(lambda net, params: False))
+    calls.clear()
+    train(slow, X, y, config=cfg)
+    assert not calls
+    with torch.no_grad():
+        a, b = fast(X), slow(X)
+    assert float((a - b).abs().max()) < 1e-4 * float(b.abs().max())
