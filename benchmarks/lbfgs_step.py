@@ -69,8 +69,17 @@ def ours_stepper(X, y, lamb, dtype):
     net = KANNetwork(WIDTH, grid=5, k=3, seed=0, dtype=dtype)
     Xd, yd = X.to(dtype), y.to(dtype)
     cfg = T.TrainConfig(steps=1, opt="lbfgs", lamb=lamb, update_grid=False)
+    from kanstudio.core import objective as O
+
     evals = [0]
-    if lamb > 0:  # the penalty is evaluated once per closure call
+    real_fused = O.FusedObjective.__call__
+
+    def counted_fused(self):  # plain spline networks on CPU: the hand-differentiated objective
+        evals[0] += 1
+        return real_fused(self)
+
+    O.FusedObjective.__call__ = counted_fused
+    if lamb > 0:  # through autograd, the penalty is evaluated once per closure call
         real = T.sparsity_penalty
 
         def counted(*a):
@@ -93,6 +102,7 @@ def ours_stepper(X, y, lamb, dtype):
             evals[0] -= 1  # the final-RMSE forward of the "done" event
 
     def stop():
+        O.FusedObjective.__call__ = real_fused
         if lamb > 0:
             T.sparsity_penalty = real
 

@@ -215,7 +215,8 @@ class FusedObjective:
             saved.append((Fx, pos, dvals, W, A, live, sp, coef, ns))
         out_scale = net.out_scale.numpy()
         err = h * out_scale + net.out_shift.numpy() - self.y
-        mse = float(np.mean(err * err))
+        e = err.reshape(-1)
+        mse = float(e @ e) / e.size
         g_out = err * (2.0 / err.size) * out_scale
         reg, g_mags = 0.0, []
         if reg_on:
@@ -244,7 +245,11 @@ class FusedObjective:
             grads[l]["scale_sp"] = np.einsum("iom,iom->io", g_w, coef) * live
             grads[l]["scale_base"] = gW[:, M - 1, :] * live
             if l > 0:
-                gF = np.matmul(dA, W.transpose(0, 2, 1), out=ws.get("gF", Fx.shape, Fx.dtype))  # (n, B, M)
+                gF = ws.get("gF", Fx.shape, Fx.dtype)  # (n, B, M)
+                if W.shape[2] == 1:  # one output: an outer product, cheaper than a stack of matmuls
+                    np.multiply(dA if dA.ndim == 3 else dA[None], W.transpose(0, 2, 1), out=gF)
+                else:
+                    np.matmul(dA, W.transpose(0, 2, 1), out=gF)
                 g = gF.reshape(-1).take(pos, out=ws.get("g", pos.shape, Fx.dtype))
                 g *= dvals
                 g_out = g.sum(0).reshape(n, B).T

@@ -91,7 +91,7 @@ class _Writer:
 
 
 def _settings_expr(d: dict) -> str:
-    from .study import Settings
+    from .settings import Settings
 
     default = Settings().to_dict()
     diff = {k: v for k, v in d.items() if v != default[k]}

@@ -20,10 +20,9 @@ cached per version.
 """
 from __future__ import annotations
 
-import math
 import os
 import threading
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,176 +32,22 @@ import pandas as pd
 from .data import Dataset, load_csv
 from .history import MAX_UNDO, Entry, History, Memento, State
 from .model import KAN, default_width
-from .network import format_width, parse_width
-from .train import OPTIMIZERS, Trainer, TrainConfig, TrainEvent, TrainResult, train as _train
+from .network import parse_width
+# Re-exported (__all__): other code and replay scripts import them from here.
+from .runs import StudyBusy, TrainingRuns, active_trainings, max_concurrent_trainings, set_max_concurrent_trainings
+from .settings import Settings, _check_lib, _is_int, _is_num
 
 __all__ = ["Study", "Settings", "StudyBusy", "set_max_concurrent_trainings", "max_concurrent_trainings",
            "active_trainings"]
 
 MAX_MESSAGES = 500
-MAX_LOSS_HISTORY = 4000
-TRAIN_OVERRIDES = ("opt", "lr", "lamb", "lamb_l1", "lamb_entropy", "batch", "update_grid", "seed")
-DEVICES = ("cpu", "cuda", "auto")
-
-
-class StudyBusy(RuntimeError):
-    """The study cannot do this now (it is training, or too many studies are training)."""
-
-
-# --------------------------------------------------------------------------- the global training cap
-
-_CAP_LOCK = threading.Lock()
-_ACTIVE: set = set()  # runs in progress, across all studies of this process
-_MAX_CONCURRENT = 4
-
-
-def set_max_concurrent_trainings(n: int) -> None:
-    """At most ``n`` background training runs at once in this process (all studies together)."""
-    global _MAX_CONCURRENT
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"the training cap must be an integer >= 1, got {n!r}")
-    with _CAP_LOCK:
-        _MAX_CONCURRENT = n
-
-
-def max_concurrent_trainings() -> int:
-    return _MAX_CONCURRENT
-
-
-def active_trainings() -> int:
-    with _CAP_LOCK:
-        return len(_ACTIVE)
-
-
-# --------------------------------------------------------------------------- settings
-
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How models are built and trained. Validated on construction (``ValueError`` otherwise).
-
-    ``width``: e.g. ``"2,5,1"`` or ``"2,3+1x,1"`` (product nodes); ``None`` = ``[n, min(2n+1, 9), 1]``
-    from the number of inputs. ``steps``/``opt``/``lr``/``lamb*``/``batch``: the training defaults.
-    ``r2_threshold``/``lib``: auto-symbolic defaults (``lib=None``: every built-in function).
-    ``device``: ``'cpu'`` (default: tiny networks are fastest there, and results are exact
-    across machines), ``'cuda'`` or ``'auto'``.
-    """
-
-    width: str | None = None
-    grid: int = 5
-    k: int = 3
-    seed: int = 0
-    steps: int = 50
-    opt: str = "lbfgs"
-    lr: float | None = None
-    lamb: float = 1e-3
-    lamb_l1: float = 1.0
-    lamb_entropy: float = 2.0
-    batch: int | None = None
-    r2_threshold: float = 0.99
-    lib: tuple[str, ...] | None = None
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        def bad(name, want):
-            raise ValueError(f"setting {name!r} must be {want}; got {getattr(self, name)!r}")
-
-        w = self.width
-        if w is not None:
-            if isinstance(w, (list, tuple)) or (isinstance(w, str) and w.strip()):
-                try:
-                    w = format_width(parse_width(w))
-                except (ValueError, TypeError) as e:
-                    raise ValueError(f"setting 'width' {self.width!r} is not a network width like '2,5,1' "
-                                     f"or '2,3+1x,1' ({e})") from None
-                object.__setattr__(self, "width", w)
-            elif isinstance(w, str):
-                object.__setattr__(self, "width", None)  # '' means auto
-            else:
-                bad("width", "a string like '2,5,1' or None (auto)")
-        for name, lo, hi in (("grid", 1, 1000), ("k", 1, 10), ("seed", 0, 2**63 - 1), ("steps", 1, 10**7)):
-            v = getattr(self, name)
-            if not _is_int(v) or not lo <= v <= hi:
-                bad(name, f"an integer between {lo} and {hi}")
-            object.__setattr__(self, name, int(v))
-        if self.opt not in OPTIMIZERS:
-            bad("opt", f"one of {', '.join(OPTIMIZERS)}")
-        if self.lr is not None:
-            if not _is_num(self.lr) or self.lr <= 0:
-                bad("lr", "a number > 0, or None (the optimiser's default)")
-            object.__setattr__(self, "lr", float(self.lr))
-        for name in ("lamb", "lamb_l1", "lamb_entropy"):
-            v = getattr(self, name)
-            if not _is_num(v) or v < 0:
-                bad(name, "a finite number >= 0")
-            object.__setattr__(self, name, float(v))
-        if self.batch is not None:
-            if not _is_int(self.batch) or self.batch < 1:
-                bad("batch", "an integer >= 1, or None (min(256, rows))")
-            object.__setattr__(self, "batch", int(self.batch))
-        if not _is_num(self.r2_threshold) or not 0 <= self.r2_threshold <= 1:
-            bad("r2_threshold", "a number between 0 and 1")
-        object.__setattr__(self, "r2_threshold", float(self.r2_threshold))
-        if self.lib is not None:
-            lib = (self.lib,) if isinstance(self.lib, str) else self.lib
-            if not isinstance(lib, (list, tuple)) or not lib or not all(isinstance(n, str) for n in lib):
-                bad("lib", "a non-empty list of function names, or None (all built-ins)")
-            _check_lib(lib)
-            object.__setattr__(self, "lib", tuple(lib))
-        if self.device not in DEVICES:
-            bad("device", f"one of {', '.join(DEVICES)}")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["lib"] = list(self.lib) if self.lib is not None else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Settings":
-        if not isinstance(d, dict):
-            raise ValueError("settings must be a mapping")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown setting(s) {', '.join(map(repr, unknown))}; "
-                             f"valid: {', '.join(sorted(known))}")
-        d = dict(d)
-        if isinstance(d.get("lib"), list):
-            d["lib"] = tuple(d["lib"])
-        return cls(**d)
-
-
-def _check_lib(lib) -> None:
-    from .symbolic import get_function
-
-    for n in lib:
-        try:
-            get_function(n)
-        except KeyError as e:
-            raise ValueError(str(e.args[0]) if e.args else f"unknown function {n!r}") from None
-
-
-# --------------------------------------------------------------------------- a background run
-
-class _Run:
-    def __init__(self, study: "Study", trainer: Trainer, before: State, config: TrainConfig, label: str):
-        self.study, self.trainer, self.before, self.config, self.label = study, trainer, before, config, label
-        self.settings = study.settings.to_dict()
-        self.finished = False
-        self.result: TrainResult | None = None
 
 
 # --------------------------------------------------------------------------- the Study
 
-class Study:
-    """An editable KAN session over one dataset. See the module docstring for the contract."""
+class Study(TrainingRuns):
+    """An editable KAN session over one dataset. See the module docstring for the contract.
+    Training methods come from :class:`~kanstudio.core.runs.TrainingRuns`."""
 
     def __init__(self, dataset: Dataset | None = None, settings: Settings | None = None, name: str = "study",
                  *, max_undo: int = MAX_UNDO):
@@ -218,10 +63,7 @@ class Study:
         self.version = 0
         self.messages: list[tuple[str, str]] = []
         self._history = History(max_undo)
-        self._run: _Run | None = None
-        self._last_run: _Run | None = None
-        self._loss: list[TrainEvent] = []
-        self._last_event: TrainEvent | None = None
+        self._init_runs()
         self._cur: tuple[int, State] | None = None  # (version, State) of the current state
         self._cache: dict[str, tuple[int, Any]] = {}
         self._suggest_cache: dict[tuple, list] = {}
@@ -261,10 +103,6 @@ class Study:
         self._apply_state(st)
         self._bump()
         self._cur = (self.version, st)
-
-    def _check_idle(self, what: str = "edit the model") -> None:
-        if self._run is not None:
-            raise StudyBusy(f"cannot {what} while training is running: stop (or wait for) training first")
 
     def _require_model(self) -> KAN:
         if self.model is None:
@@ -423,227 +261,7 @@ class Study:
             self._edit(do, lambda _: f"new model [{self.model.width_str}] grid {s.grid}, k {s.k}, seed {s.seed}",
                        lambda _: {"op": "reset_model", "args": {}}, what="reset the model")
 
-    def _train_config(self, steps, overrides: dict) -> TrainConfig:
-        unknown = sorted(set(overrides) - set(TRAIN_OVERRIDES))
-        if unknown:
-            raise ValueError(f"unknown training option(s) {', '.join(map(repr, unknown))}; "
-                             f"valid: steps, {', '.join(TRAIN_OVERRIDES)}")
-        s = self.settings
-        steps = s.steps if steps is None else steps
-        if not _is_int(steps) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-        self._require_model()
-        vals = {"opt": s.opt, "lr": s.lr, "lamb": s.lamb, "lamb_l1": s.lamb_l1, "lamb_entropy": s.lamb_entropy,
-                "batch": s.batch, "update_grid": True, "seed": s.seed}
-        vals.update(overrides)  # an explicit None (lr, batch) means "the optimiser's default"
-        if vals["batch"] is not None and (not _is_int(vals["batch"]) or vals["batch"] < 1):
-            raise ValueError(f"batch must be an integer >= 1 or None, got {vals['batch']!r}")
-        if not _is_int(vals["seed"]) or vals["seed"] < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {vals['seed']!r}")
-        vals["update_grid"] = bool(vals["update_grid"])
-        return TrainConfig(steps=int(steps), **vals).validate()
-
-    @staticmethod
-    def _train_spec(cfg: TrainConfig, steps_done: int) -> dict:
-        args = {"steps": steps_done}
-        args.update({k: getattr(cfg, k) for k in TRAIN_OVERRIDES})
-        return {"op": "train", "args": args}
-
-    @staticmethod
-    def _train_label(cfg: TrainConfig, steps_done: int, status: str) -> str:
-        what = "refit" if cfg.lamb == 0 and not cfg.update_grid else "train"
-        n = f"{steps_done} steps" if steps_done == cfg.steps else f"{steps_done}/{cfg.steps} steps"
-        extra = f", λ={cfg.lamb:g}" if cfg.lamb else ""
-        tail = "" if status == "done" else f" ({status})"
-        return f"{what} {n} ({cfg.opt}{extra}){tail}"
-
-    def train(self, steps: int | None = None, **overrides) -> TrainResult:
-        """Train in this thread (an edit). ``steps`` defaults to the setting; ``overrides``: opt, lr,
-        lamb, lamb_l1, lamb_entropy, batch (default: the settings), update_grid (True), seed
-        (settings.seed). Holds the lock throughout, so other threads wait."""
-        with self.lock:
-            self._check_idle("train")
-            cfg = self._train_config(steps, overrides)
-            model = self.model
-            before = self._state()
-            self._loss = []
-
-            def on_event(ev: TrainEvent) -> None:
-                self._push_event(ev)
-
-            try:
-                res = _train(model.net, model.X_train_, model.y_train_, model.X_test_, model.y_test_, cfg,
-                             on_event=on_event, lock=self.lock)
-            except BaseException:
-                self._restore_quietly(before)
-                raise
-            model.train_result_ = res
-            self._finish_message(res.status, res.steps, res.message)
-            if res.steps > 0:
-                self._record(self._train_label(cfg, res.steps, res.status), self._train_spec(cfg, res.steps),
-                             before, info={"status": res.status})
-            else:
-                self._restore_quietly(before)
-            return res
-
-    def refit(self, steps: int = 50) -> TrainResult:
-        """Train every parameter (snapped (a, b, c, d) included) without the sparsity penalty
-        and without moving the grids: polishes constants after snapping/pruning."""
-        return self.train(steps, lamb=0.0, update_grid=False)
-
-    # ---------------------------------------------------------------- background training
-    def start_training(self, steps: int | None = None, **overrides) -> None:
-        """Train in a background thread; the run becomes one history entry when it ends.
-        ``StudyBusy`` if this study is training, or the process-wide cap is reached."""
-        with self.lock:
-            self._check_idle("start training")
-            if self.model is None:
-                raise ValueError("there is no data yet: load a CSV first")
-            cfg = self._train_config(steps, overrides)
-            model = self.model
-            before = self._state()
-            with _CAP_LOCK:
-                if len(_ACTIVE) >= _MAX_CONCURRENT:
-                    raise StudyBusy(f"{len(_ACTIVE)} training run{'s are' if len(_ACTIVE) != 1 else ' is'} already going (the limit is "
-                                    f"{_MAX_CONCURRENT}); wait for one to finish and try again")
-                run = _Run(self, None, before, cfg, "")  # type: ignore[arg-type]
-                _ACTIVE.add(run)
-            try:
-                run.trainer = Trainer(model.net, model.X_train_, model.y_train_, model.X_test_, model.y_test_,
-                                      cfg, on_event=lambda ev: self._on_bg_event(run, ev), lock=self.lock)
-                self._run = run
-                self._loss = []
-                self._last_event = None
-                self._bump()
-                run.trainer.start()
-            except BaseException:
-                self._run = None
-                with _CAP_LOCK:
-                    _ACTIVE.discard(run)
-                raise
-
-    def _push_event(self, ev: TrainEvent) -> None:
-        self._last_event = ev
-        self._loss.append(ev)
-        if len(self._loss) > MAX_LOSS_HISTORY:  # thin the older half, keep the recent detail
-            half = len(self._loss) // 2
-            self._loss = self._loss[:half:2] + self._loss[half:]
-        self._bump()
-
-    def _on_bg_event(self, run: _Run, ev: TrainEvent) -> None:
-        # Called in the training thread: short, and never raises (it would abort the run).
-        try:
-            with self.lock:
-                if run.finished or run is not self._run:
-                    return
-                self._push_event(ev)
-                if ev.kind in ("done", "stopped", "failed"):
-                    self._finish_run(run, ev)
-        except Exception as e:  # pragma: no cover - defensive
-            try:
-                self._log("error", f"internal error after a training event: {type(e).__name__}: {e}")
-            except Exception:
-                pass
-
-    def _finish_run(self, run: _Run, ev: TrainEvent | None) -> None:
-        """Turn a finished background run into one history entry (under the lock)."""
-        if run.finished:
-            return
-        run.finished = True
-        try:
-            tr = run.trainer
-            status = ev.kind if ev is not None else "failed"
-            steps = ev.step if ev is not None else 0
-            if tr.error is not None:  # an exception inside the loop: the model may be half-stepped
-                steps = 0
-            message = ev.message if ev is not None else "the training thread ended without a result"
-            run.result = TrainResult(status=status, steps=steps, history=list(self._loss), message=message)
-            self._finish_message(status, steps, message)
-            if steps > 0:
-                if self.model is not None:
-                    self.model.train_result_ = run.result
-                self._record(self._train_label(run.config, steps, status), self._train_spec(run.config, steps),
-                             run.before, info={"status": status}, settings=run.settings)
-            else:
-                self._restore_quietly(run.before)
-        finally:
-            self._run = None
-            self._last_run = run
-            with _CAP_LOCK:
-                _ACTIVE.discard(run)
-
-    def _finish_message(self, status: str, steps: int, message: str) -> None:
-        if status == "failed":
-            self._log("error", f"training failed after {steps} step(s): {message}")
-        elif status == "stopped":
-            self._log("info", f"training stopped after {steps} step(s)" + (f": {message}" if message else ""))
-        else:
-            self._log("info", f"training done: {steps} step(s)")
-
-    def pause_training(self) -> None:
-        run = self._run
-        if run is not None:
-            run.trainer.pause()
-            with self.lock:
-                self._bump()
-
-    def resume_training(self) -> None:
-        run = self._run
-        if run is not None:
-            run.trainer.resume()
-            with self.lock:
-                self._bump()
-
-    def stop_training(self, wait: bool = True) -> None:
-        """Ask the run to stop (it keeps the steps done); with ``wait``, return once it has."""
-        run = self._run
-        if run is None:
-            return
-        run.trainer.stop(join=False)
-        if wait:
-            self._join(run, None)
-
-    def _join(self, run: _Run, timeout: float | None) -> bool:
-        # Never hold self.lock here: the training thread needs it to finish.
-        if getattr(self.lock, "_is_owned", lambda: False)() and run.trainer.running:
-            raise RuntimeError("wait for or stop training without holding study.lock: the training thread "
-                               "needs the lock to finish (this would deadlock)")
-        run.trainer.join(timeout)
-        if run.trainer.running:
-            return False
-        if not run.finished:  # the thread ended without a final event (should not happen)
-            with self.lock:
-                self._finish_run(run, None)
-        return True
-
-    def wait_training(self, timeout: float | None = None) -> TrainResult | None:
-        """Block until the current run ends; its result (or the last run's), ``None`` on timeout
-        or when nothing was ever trained in the background."""
-        run = self._run or self._last_run
-        if run is None:
-            return None
-        if not self._join(run, timeout):
-            return None
-        return run.result
-
-    @property
-    def training(self) -> bool:
-        return self._run is not None
-
-    @property
-    def training_paused(self) -> bool:
-        run = self._run
-        return run is not None and run.trainer.control.paused
-
-    @property
-    def loss_history(self) -> list[TrainEvent]:
-        with self.lock:
-            return list(self._loss)
-
-    @property
-    def last_event(self) -> TrainEvent | None:
-        return self._last_event
-
+    # ================================================================ training: runs.TrainingRuns
     def close(self) -> None:
         """Stop and join the training thread (the tab was closed). Safe to call twice."""
         self.stop_training(wait=True)

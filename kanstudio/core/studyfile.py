@@ -328,7 +328,8 @@ def _check_meta(meta, where: str) -> None:
 
 def study_from_bytes(data: bytes):
     """A Study from a study file's bytes (``StudyFileError`` for anything unexpected)."""
-    from .study import Settings, Study
+    from .settings import Settings
+    from .study import Study
 
     members = _read_members(data)
     doc = _parse_json(members[JSON_MEMBER])

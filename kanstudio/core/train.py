@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -32,7 +31,7 @@ class TrainConfig:
     lr: float | None = None  # None: 1.0 for LBFGS, 1e-2 for Adam
     lamb: float = 0.0  # weight of the sparsity penalty
     lamb_l1: float = 1.0  # mu1
-    lamb_entropy: float = 2.0  # mu2
+    lamb_entropy: float = 1.0  # mu2, the KAN paper's default (pykan's fit() uses 2)
     batch: int | None = None  # Adam mini-batch size (None: min(256, n)); LBFGS is full batch
     update_grid: bool = True
     grid_update_num: int = 10

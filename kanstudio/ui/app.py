@@ -231,7 +231,7 @@ def server_kwargs(port: int = 5006, address: str = "127.0.0.1", show: bool = Fal
 def configure(max_upload_mb: int = 200, max_trainings: int = 4, threads: int = 1) -> None:
     import torch
 
-    from kanstudio.core.study import set_max_concurrent_trainings
+    from kanstudio.core.runs import set_max_concurrent_trainings
 
     if threads is not None and int(threads) >= 1:
         torch.set_num_threads(int(threads))

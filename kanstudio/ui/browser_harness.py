@@ -41,7 +41,7 @@ def running_server(data=None, target=None, study=None, max_upload_mb: int = 200,
     import panel as pn
     import torch
 
-    from kanstudio.core.study import max_concurrent_trainings
+    from kanstudio.core.runs import max_concurrent_trainings
     from kanstudio.ui import app as ui_app
     from kanstudio.ui.controller import LIMITS
 

@@ -36,7 +36,7 @@ SAMPLE_ROWS = 1500  # data samples traced for the inspector
 
 def _error_classes() -> tuple[type[BaseException], ...]:
     """Errors that are the user's to fix: their message is shown as it is."""
-    from kanstudio.core.study import StudyBusy
+    from kanstudio.core.runs import StudyBusy
 
     return (ValueError, StudyBusy)
 

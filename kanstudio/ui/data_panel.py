@@ -145,7 +145,7 @@ class DataPanel(Viewer):
         self._load(raw, name)
 
     def _load(self, source, filename: str, target=None, inputs=None, test_fraction=None) -> None:
-        from kanstudio.core.data import sniff_columns
+        from kanstudio.core.csvread import sniff_columns
 
         ctl = self.controller
         study = ctl.study

@@ -38,7 +38,7 @@ class TrainPanel(Viewer):
         self.k = pn.widgets.IntInput(label="Spline order k", value=3, start=1, end=10, **_W)
         self.lamb = pn.widgets.FloatInput(label="\u03bb sparsity", value=1e-3, start=0.0, step=1e-3, format="0[.]00000", **_W)
         self.lamb_l1 = pn.widgets.FloatInput(label="\u03bc\u2081 (L1)", value=1.0, start=0.0, step=0.1, **_W)
-        self.lamb_entropy = pn.widgets.FloatInput(label="\u03bc\u2082 (entropy)", value=2.0, start=0.0, step=0.1, **_W)
+        self.lamb_entropy = pn.widgets.FloatInput(label="\u03bc\u2082 (entropy)", value=1.0, start=0.0, step=0.1, **_W)
         self.steps = pn.widgets.IntInput(label="Steps", value=50, start=1, end=10**7, **_W)
         self.opt = pn.widgets.Select(label="Optimiser", options={"LBFGS": "lbfgs", "Adam": "adam"}, **_W)
         self.lr = pn.widgets.FloatInput(label="Learning rate", value=None, start=0.0, placeholder="default", **_W)
