@@ -126,3 +126,114 @@ def test_features_with_silu_gradcheck_and_float32():
     assert torch.autograd.gradcheck(lambda z: features(z, T), (x,))
     x32, k32 = x.detach().float(), knots.float()  # float32 arithmetic, same points and knots
     assert (bspline_basis(x32, k32, 3).double() - bspline_basis(x32.double(), k32.double(), 3)).abs().max() < 1e-5
+
+
+# --------------------------------------------------------------------------- uniform-knot shortcut
+
+from kanstudio.core.spline import _features_impl  # noqa: E402
+
+
+def _tables_pair(knots, k):
+    """The same knots evaluated by the uniform shortcut and by the general tables."""
+    fast, general = KnotTables(knots, k), KnotTables(knots, k)
+    general.uniform = None
+    return fast, general
+
+
+def _probe_points(knots, n_random=3000, seed=0):
+    """Random points over the knots and beyond, every knot, knots +- a few ulps, far outside."""
+    g = torch.Generator().manual_seed(seed)
+    lo, hi = knots[:, 0], knots[:, -1]
+    span = hi - lo
+    kT = knots.T.contiguous()
+    eps = torch.finfo(knots.dtype).eps
+    return torch.cat([lo + (torch.rand(n_random, knots.shape[0], generator=g, dtype=knots.dtype) * 1.4 - 0.2) * span,
+                      kT, kT + 4 * eps * kT.abs().clamp_min(1), kT - 4 * eps * kT.abs().clamp_min(1),
+                      torch.full((1, knots.shape[0]), 1e30, dtype=knots.dtype),
+                      torch.full((1, knots.shape[0]), -1e30, dtype=knots.dtype)])
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_uniform_shortcut_matches_tables_and_dense(k, dtype):
+    for G in (1, 5, 12):
+        knots = extend_grid(uniform_grid(torch.tensor([-1.0, 0.5], dtype=dtype), torch.tensor([1.0, 4.0], dtype=dtype), G), k)
+        fast, general = _tables_pair(knots, k)
+        assert fast.uniform is not None
+        x = _probe_points(knots, seed=G + 10 * k)
+        ref = bspline_basis_dense(x.double(), knots.double(), k)
+        tol = 1e-12 if dtype == torch.float64 else 2e-5
+        Ff, Fg = features(x, fast), features(x, general)
+        assert Ff.shape == (len(x), 2, G + k + 1)
+        assert (Ff[..., :-1].double() - ref).abs().max() <= tol
+        assert (Ff - Fg).abs().max() <= tol
+        outside = (x < knots[:, 0]) | (x >= knots[:, -1])
+        assert outside.any() and torch.all(Ff[..., :-1][outside] == 0)  # exactly 0, not just small
+        # the derivatives the backward uses agree between the two paths (the windows may differ
+        # for points within rounding of a knot, so compare them as dense blocks)
+        _, cols_f, d_f = _features_impl(x, fast, True, True)
+        _, cols_g, d_g = _features_impl(x, general, True, True)
+        Gf = torch.zeros(len(x) * 2, G + k + 1, dtype=dtype).scatter_(1, cols_f, d_f.T.contiguous())
+        Gg = torch.zeros(len(x) * 2, G + k + 1, dtype=dtype).scatter_(1, cols_g, d_g.T.contiguous())
+        h = float((knots[:, 1] - knots[:, 0]).min())
+        near = ((x.reshape(-1, 2, 1) - knots[None]).abs().amin(-1) < 1e-4 * h).reshape(-1)
+        keep = ~near if k == 1 else torch.ones_like(near)  # the derivative of k = 1 jumps at knots
+        assert (Gf - Gg)[keep].abs().max() <= (1e-9 if dtype == torch.float64 else 1e-4) / h
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_uniform_shortcut_nan_and_inf(k):
+    knots = extend_grid(uniform_grid(torch.tensor([-1.0, -1.0], dtype=torch.float64), torch.tensor([1.0, 1.0], dtype=torch.float64), 5), k)
+    T = KnotTables(knots, k)
+    assert T.uniform is not None
+    x = torch.tensor([[0.3, float("nan")], [float("inf"), -float("inf")], [0.1, 0.2]], dtype=torch.float64)
+    F = features(x, T)
+    assert torch.isnan(F[0, 1]).any() and torch.isnan(F[0, 1, -1])  # NaN stays NaN
+    assert torch.equal(F[1, :, :-1], torch.zeros(2, 5 + k, dtype=torch.float64))  # +-inf: outside, exactly 0
+    assert torch.all(torch.isfinite(F[[0, 2]][:, 0]))
+    assert torch.allclose(F[2, :, :-1], bspline_basis_dense(x[2:], knots, k)[0], atol=1e-12)
+    assert torch.allclose(F[2, :, :-1].sum(-1), torch.ones(2, dtype=torch.float64))  # partition of unity inside
+
+
+def test_uniform_detection():
+    k = 3
+    knots = extend_grid(uniform_grid(torch.tensor([-1.0]), torch.tensor([1.0]), 5), k)
+    assert KnotTables(knots, k).uniform is not None  # float32 rounding of the knots is fine
+    bent = knots.clone()
+    bent[0, 5] += 1e-4
+    assert KnotTables(bent, k).uniform is None
+    adaptive = extend_grid(adaptive_grid(torch.rand(200, 2, dtype=torch.float64) ** 3, 5), k)
+    assert KnotTables(adaptive, k).uniform is None
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_uniform_shortcut_gradcheck(k):
+    knots = extend_grid(uniform_grid(torch.tensor([-1.0, 0.0], dtype=torch.float64), torch.tensor([1.0, 2.0], dtype=torch.float64), 4), k)
+    T = KnotTables(knots, k)
+    assert T.uniform is not None
+    g = torch.Generator().manual_seed(k)
+    # inside the grid, in the extension spans and outside: both the shortcut and the fix-up rows
+    x = (knots[:, 0] - 0.5 + torch.rand(30, 2, generator=g, dtype=torch.float64) * (knots[:, -1] - knots[:, 0] + 1)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda z: features(z, T), (x,))
+    assert torch.autograd.gradcheck(lambda z: features(z, T, with_silu=False), (x,))
+
+
+def test_features_contract_and_any_grad_layout():
+    """``_features_impl``: F, the distinct column of every local value (silu last) and their
+    derivatives; the backward gives the same x-gradient for any layout of the incoming grad."""
+    for knots in (extend_grid(uniform_grid(torch.tensor([-1.0, -2.0, 0.0]), torch.tensor([1.0, 2.0, 3.0]), 5), 3),
+                  _uneven_knots(5, 3, seed=1).float()):
+        T = KnotTables(knots, 3)
+        x = torch.rand(50, 3) * 4 - 1.5
+        F, cols, dvals = _features_impl(x, T, with_silu=True, need_grad=True)
+        N, W = 150, 9
+        assert F.shape == (50, 3, W) and cols.shape == (N, 5) and dvals.shape == (5, N)
+        assert torch.all(cols[:, -1] == W - 1) and torch.all(cols.sort(1).values.diff(dim=1) > 0)
+        rest = F.reshape(N, W).scatter(1, cols, 0.0)
+        assert torch.all(rest == 0)  # every nonzero sits at one of the listed columns
+        grad = torch.randn(3, 50, W)  # (n_in, batch, M) contiguous -> transposed view
+        xg = x.clone().requires_grad_()
+        a = torch.autograd.grad(features(xg, T), xg, grad.transpose(0, 1))[0]
+        b = torch.autograd.grad(features(xg, T), xg, grad.transpose(0, 1).contiguous())[0]
+        ref = (grad.transpose(0, 1).reshape(N, W).gather(1, cols) * dvals.T).sum(1).view(50, 3)
+        assert torch.allclose(a, b, atol=1e-6) and torch.allclose(a, ref, atol=1e-5)

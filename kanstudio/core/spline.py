@@ -73,11 +73,14 @@ class KnotTables:
 
     Local tables (``S = K + 1`` spans per input, ``s = searchsorted(knots, x, right=True)``; spans
     ``0`` and ``K`` lie outside the knots, where every function is 0), flat over ``(input, span)``:
-    ``span_t`` = ``t_{s-1}``; ``coef ((k+1) [degree] * (k+1) [slot], n_in * S)``; ``cols`` the basis
-    index of each slot (``cols_silu``: plus the SiLU column). Near the ends the window of ``k + 1``
-    slots is shifted inward so it always lies inside the ``G + k`` functions (slots for functions
-    that do not exist there hold zero polynomials): no clamping, no duplicate columns, so building
-    the dense block is one plain scatter. ``cells``: the span lookup (:class:`_CellIndex`).
+    ``span_t`` = ``t_{s-1}``; ``coef ((k+1) [degree] * (k+1) [slot], n_in * S)``; ``start`` the
+    basis index of slot 0.
+    Near the ends the window of ``k + 1`` slots is shifted inward so it always lies inside the
+    ``G + k`` functions (slots for functions that do not exist there hold zero polynomials): the
+    window is always the ``k + 1`` consecutive columns ``start .. start + k``, so writing the
+    dense block and reading its gradient need one index per sample, not one per value.
+    ``cells``: the span lookup (:class:`_CellIndex`); ``uniform``: the arithmetic shortcut for
+    equally spaced knots (:class:`_UniformGrid`), or None.
     """
 
     def __init__(self, knots: torch.Tensor, k: int):
@@ -91,16 +94,57 @@ class KnotTables:
         self.sorted = knots.contiguous()
         self.lo, self.hi = self.sorted[:, 0], self.sorted[:, -1]
         C, tj, c0 = _span_polynomials(knots, k)  # float64
-        S = K + 1
+        S = self.S = K + 1
         self.span_t = tj.reshape(n * S).to(knots.dtype)
         # (degree * slot, n_in * S): gathering columns gives contiguous rows per (degree, slot).
         self.coef = C.reshape(n * S, (k + 1) ** 2).T.contiguous().to(knots.dtype)
+        self.start = c0.reshape(n * S).contiguous()
         self.row = (torch.arange(n, device=knots.device) * S)[:, None]  # (n_in, 1)
-        # basis index of each span's k + 1 slots: (n_in * S, k + 1)
-        self.cols = (c0.reshape(n * S, 1) + torch.arange(k + 1, device=knots.device)).contiguous()
-        # the same plus the SiLU column (G + k), for feature rows that carry silu(x) last
-        self.cols_silu = torch.cat([self.cols, torch.full((n * S, 1), K - k - 1, device=knots.device)], 1)
         self.cells = _CellIndex.build(knots, S)
+        self.uniform = _UniformGrid.detect(knots, k)
+
+
+class _UniformGrid:
+    """Equally spaced knots (fresh layers, ``grid_eps = 1`` updates): the span is arithmetic and
+    every basis function is a shifted copy of one cardinal B-spline, so on every interior span the
+    ``k + 1`` local values are the *same* ``k + 1`` polynomials in the fraction ``f`` of the span.
+    No span search, no coefficient gather: a multiply-add, a floor, the powers of ``f`` and a
+    ``(k+1) x (k+1)`` matrix of constant coefficients (``A``; ``D`` for the derivatives).
+
+    Only samples inside the grid range ``[t_k, t_{G+k})`` take it (there every window is complete
+    and unshifted); the rest (extension spans, outside, NaN) go through the tables. Knots count as
+    uniform when every knot is within a few ulps of the arithmetic progression through the first
+    and last: the shortcut then differs from the tables by rounding only.
+    """
+
+    ULPS = 4
+
+    @classmethod
+    def detect(cls, knots: torch.Tensor, k: int) -> "_UniformGrid | None":
+        t = knots.double()
+        n, K = t.shape
+        G = K - 2 * k - 1
+        if G < 1 or not bool(torch.isfinite(t).all()):
+            return None
+        h = (t[:, -1] - t[:, 0]) / (K - 1)  # (n,)
+        if not bool((h > 0).all()):
+            return None
+        line = t[:, :1] + h[:, None] * torch.arange(K, dtype=t.dtype, device=t.device)
+        tol = cls.ULPS * torch.finfo(knots.dtype).eps * t.abs().amax(1).clamp_min(h)
+        if not bool(((t - line).abs().amax(1) <= tol).all()):
+            return None
+        self = cls()
+        dt, R = knots.dtype, k + 1
+        self.G = G
+        # t' = (x - t_k) / h: the interior spans are 0 <= t' < G, span index = window start
+        self.scale = (1.0 / h).to(dt)
+        self.shift = (-(t[:, 0] + k * h) / h).to(dt)
+        # The cardinal pieces: the local tables of unit knots -k .. k+1, at their one interior span.
+        unit = torch.arange(-k, k + 2, dtype=torch.float64, device=t.device)[None]
+        A = _span_polynomials(unit, k)[0][0, k + 1].T  # (slot, degree): polynomials in f
+        self.A = A.to(dt).contiguous()
+        self.D = (A[:, 1:] * torch.arange(1, R, dtype=A.dtype, device=A.device)).to(dt).contiguous()  # d/df
+        return self
 
 
 class _CellIndex:
@@ -227,67 +271,185 @@ def _gather_columns(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return table.gather(1, idx.expand(table.shape[0], -1))
 
 
+def _table_values(xc: torch.Tensor, fi: torch.Tensor, T: KnotTables, need_grad: bool, out=None):
+    """Local values by table lookup: samples ``xc (N,)`` (already clamped into the knot range) on
+    flat spans ``fi (N,)`` -> ``(vals (k+1, N), dvals (k+1, N) or None)``.
+
+    Horner on ``(k+1, N)`` rows (all slots of a degree at once), the derivative alongside.
+    ``out``: optional ``(vals, dvals)`` destinations for the last step."""
+    k = T.k
+    ov, od = out if out is not None else (None, None)
+    u = (xc - T.span_t.take(fi)).unsqueeze(0)  # (1, N)
+    C = _gather_columns(T.coef, fi).view(k + 1, k + 1, -1)  # (degree, slot, N)
+    L, dL = C[k], None
+    for d in range(k - 1, -1, -1):
+        if need_grad:
+            dL = L if dL is None else torch.addcmul(L, dL, u, out=od if d == 0 else None)
+        L = torch.addcmul(C[d], L, u, out=ov if d == 0 else None)
+    if need_grad and k == 1 and od is not None:
+        od.copy_(dL)
+    return L, dL
+
+
+def _local_features(x: torch.Tensor, T: KnotTables, with_silu: bool, need_grad: bool):
+    """The nonzeros of every row of the feature block.
+
+    ``x (batch, n_in)`` -> ``vals (k+1 [+1], batch*n_in)`` (the ``k + 1`` local basis values, then
+    silu), ``dvals`` (their x-derivatives, same shape, or None) and ``c0 (batch*n_in,)`` (long):
+    the local values go to columns ``c0 .. c0 + k``, silu to column ``G + k``. Rows are
+    batch-major (row ``b * n_in + i``)."""
+    b, n = x.shape
+    k, R, N = T.k, T.k + 1, x.numel()
+    vals = x.new_empty(R + with_silu, N)
+    dvals = x.new_empty(R + with_silu, N) if need_grad else None
+    U = T.uniform
+    if U is not None:
+        t = torch.addcmul(U.shift, x, U.scale)  # (b, n): x in knot intervals from t_k
+        lo, hi = torch.aminmax(t)
+        rest = None
+        if not bool((lo >= 0) & (hi < U.G)):  # some sample outside the grid range, or NaN
+            inside = (t >= 0) & (t < U.G)
+            rest = torch.nonzero(~inside.view(-1)).squeeze(1)
+            t = torch.where(inside, t, torch.zeros((), dtype=t.dtype, device=t.device))
+        j = t.floor()
+        f = (t - j).view(1, N)
+        c0 = j.view(N).to(torch.long)
+        # Powers of f, then (slot x degree) @ (degree x sample): one small matmul writes all the
+        # values (and one the derivatives), fewer passes than Horner on the (k+1, N) block.
+        P = x.new_empty(R, N)
+        P[0].fill_(1.0)
+        P[1].copy_(f[0])
+        for d in range(2, R):
+            torch.mul(P[d - 1], f[0], out=P[d])
+        torch.mm(U.A, P, out=vals[:R])
+        if need_grad:
+            torch.mm(U.D, P[:k], out=dvals[:R])
+            dvals[:R].view(R, b, n).mul_(U.scale)  # d/dx = (1/h) d/df
+        if rest is not None and rest.numel():
+            _table_rows(x.view(N), rest, T, vals, dvals, c0)
+    else:
+        if T.cells is not None:
+            fi, xc = T.cells.lookup(x)  # (batch * n_in,) flat (input, span), batch-major
+        else:
+            s = torch.searchsorted(T.sorted, x.T.contiguous(), right=True)  # (n_in, batch) in [0, K]
+            fi = (s + T.row).T.reshape(-1)
+            xc = torch.clamp(x, T.lo, T.hi)
+        # x is clamped so u stays finite for huge or infinite inputs (outside: zero polynomials).
+        _table_values(xc.reshape(N), fi, T, need_grad, out=(vals[:R], dvals[:R] if need_grad else None))
+        c0 = T.start.take(fi)
+    if with_silu:
+        xf = x.reshape(N)
+        torch.ops.aten.silu.out(xf, out=vals[R])
+        if need_grad:
+            torch.ops.aten.silu_backward.grad_input(xf.new_ones(()).expand_as(xf), xf, grad_input=dvals[R])
+    return vals, dvals, c0
+
+
+def _table_rows(xf: torch.Tensor, rows: torch.Tensor, T: KnotTables, vals, dvals, c0) -> None:
+    """Overwrite ``rows`` of the uniform shortcut's results with the table evaluation (samples
+    outside the grid range, where windows are shifted or empty). The span is found arithmetically,
+    with exact comparisons at the two end knots so that outside stays exactly 0."""
+    n, K = T.n_in, T.knots.shape[1]
+    U = T.uniform
+    i = rows % n
+    xs = xf.take(rows)
+    lo, hi = T.lo.take(i), T.hi.take(i)
+    ts = torch.clamp((xs - lo) * U.scale.take(i), -1.0, float(K))  # NaN stays NaN
+    s = ts.floor().add_(1).nan_to_num_(0.0).to(torch.long).clamp_(0, K)
+    s = torch.where(xs < lo, 0, torch.where(xs >= hi, K, s))
+    fi = i * T.S + s
+    v, dv = _table_values(torch.minimum(torch.maximum(xs, lo), hi), fi, T, dvals is not None)
+    R = T.k + 1
+    vals[:R].index_copy_(1, rows, v)
+    if dvals is not None:
+        dvals[:R].index_copy_(1, rows, dv)
+    c0.index_copy_(0, rows, T.start.take(fi))
+
+
+def _assemble(vals: torch.Tensor, c0: torch.Tensor, b: int, n: int, width: int, k: int,
+              out: torch.Tensor | None = None, base: torch.Tensor | None = None):
+    """Dense block ``(b, n, width)`` from the local values ``vals (k+1 [+1], b*n)`` and window
+    starts ``c0 (b*n,)``; also the flat position of each row's first local value ``p (b*n,)``.
+
+    One scatter per slot with a single ``(b*n,)`` index: the slots of a row are consecutive, so
+    slot ``s`` is the same scatter into the block shifted by ``s``. ``out``: a flat buffer of at
+    least ``b*n*width`` to fill instead of a new block; ``base``: ``arange(0, >= b*n*width, width)``
+    when the caller has it."""
+    N = b * n
+    F = vals.new_zeros(N * width) if out is None else out[: N * width].zero_()
+    if base is None:
+        base = torch.arange(0, N * width, width, device=vals.device)
+    p = base[:N] + c0
+    for s in range(k + 1):
+        F[s:].scatter_(0, p, vals[s])
+    if vals.shape[0] > k + 1:  # silu in the last column
+        F.view(N, width)[:, -1] = vals[k + 1]
+    return F.view(b, n, width), p
+
+
+def _grad_x(grad: torch.Tensor, p: torch.Tensor, dL: torch.Tensor, with_silu: bool) -> torch.Tensor:
+    """``d/dx`` of ``sum(grad * F)`` for a block ``F`` built by :func:`_assemble` (positions ``p``,
+    derivatives ``dL (k+1 [+1], b*n)``): ``grad (b, n, width)`` (any layout) -> ``(b, n)``."""
+    R = dL.shape[0] - with_silu
+    b, n, width = grad.shape
+    if grad.stride(-1) != 1:
+        grad = grad.contiguous()
+    if grad.is_contiguous():
+        flat, pos = grad.view(-1), p
+    else:  # e.g. the (n_in, batch) layout of a batched matmul, transposed: same rows, other offsets
+        sb, sn, _ = grad.stride()
+        base = torch.arange(0, b * n * width, width, device=p.device)
+        rows = (torch.arange(b, device=p.device) * sb)[:, None] + torch.arange(n, device=p.device) * sn
+        pos = rows.view(-1) + (p - base)
+        flat = grad.as_strided(((b - 1) * sb + (n - 1) * sn + width,), (1,))
+    # Slot r of every sample sits at pos + r: the same 1-D gather on the gradient shifted by r
+    # (contiguous (b*n,) reads and multiply-adds; faster than one (b*n, k+1) gather on CPU).
+    gx = flat.index_select(0, pos).mul_(dL[0])
+    tmp = torch.empty_like(gx)
+    for r in range(1, R):
+        gx.addcmul_(torch.index_select(flat[r:], 0, pos, out=tmp), dL[r])
+    gx = gx.view(b, n)
+    if with_silu:
+        gx.addcmul_(grad[:, :, -1], dL[R].view(b, n))
+    return gx
+
+
 def _features_impl(x: torch.Tensor, T: KnotTables, with_silu: bool, need_grad: bool):
-    """Dense ``(batch, n_in, G+k [+1])`` feature block, and for the backward: the flat columns the
-    local values went to and their derivatives."""
+    """Dense ``(batch, n_in, G+k [+1])`` feature block ``F``; ``cols (batch*n_in, k+1 [+1])`` the
+    column of each local value (then silu's); ``dvals (k+1 [+1], batch*n_in)`` their x-derivatives
+    (None without ``need_grad``)."""
     x = x.contiguous()
     b, n = x.shape
-    k, m = T.k, T.n_basis
-    width = m + with_silu
-    if T.cells is not None:
-        fi, xc = T.cells.lookup(x)  # (batch * n_in,) flat (input, span), batch-major
-    else:
-        s = torch.searchsorted(T.sorted, x.T.contiguous(), right=True)  # (n_in, batch) in [0, K]
-        fi = (s + T.row).T.reshape(-1)
-        xc = torch.clamp(x, T.lo, T.hi)
-    # x is clamped so u stays finite for huge or infinite inputs (outside: zero polynomials).
-    u = xc.view(-1) - T.span_t.take(fi)  # (b*n,)
-    C = _gather_columns(T.coef, fi).view(k + 1, k + 1, -1)  # (degree, slot, b*n)
-    # Local values (and their x-derivatives), one row per slot; with SiLU, one more row.
-    vals = x.new_empty(k + 1 + with_silu, b * n)
-    dvals = x.new_empty(k + 1 + with_silu, b * n) if need_grad else None
-    L, dL = C[k], None
-    for d in range(k - 1, -1, -1):  # Horner for the values (and, if asked, their derivative)
-        if need_grad:
-            if dL is None:
-                dL = L
-            else:
-                dL = torch.addcmul(L, dL, u, out=dvals[: k + 1] if d == 0 else None)
-        L = torch.addcmul(C[d], L, u, out=vals[: k + 1] if d == 0 else None)
-    if need_grad and k == 1:
-        dvals[:2] = dL
+    vals, dvals, c0 = _local_features(x, T, with_silu, need_grad)
+    width = T.n_basis + with_silu
+    F, _ = _assemble(vals, c0, b, n, width, T.k)
+    cols = c0[:, None] + torch.arange(T.k + 1 + with_silu, device=x.device)
     if with_silu:
-        xf = x.view(-1)
-        torch.ops.aten.silu.out(xf, out=vals[k + 1])
-        if need_grad:
-            torch.ops.aten.silu_backward.grad_input(xf.new_ones(()).expand_as(xf), xf, grad_input=dvals[k + 1])
-    cols = (T.cols_silu if with_silu else T.cols).index_select(0, fi)  # (b*n, slots) column of each value
-    F = x.new_zeros(b, n, width)
-    F.view(b * n, width).scatter_(1, cols, vals.T)  # one pass: every row's k+1 (+1) nonzeros
+        cols[:, -1] = T.n_basis
     return F, cols, dvals
 
 
 class _Features(torch.autograd.Function):
     """Dense feature block ``(batch, n_in, G+k [+1])``: the B-spline basis of every input and,
     optionally, ``silu(x)`` in the last column. The forward also evaluates the derivatives of the
-    ``k + 1`` local polynomials (and of SiLU), so the backward is one gather and ``k + 1``
-    multiply-adds: no recursion, no graph of small ops."""
+    ``k + 1`` local polynomials (and of SiLU), so the backward is one gather of ``k + 1``
+    consecutive gradient entries per sample and ``k + 1`` multiply-adds: no recursion, no graph
+    of small ops."""
 
     @staticmethod
     def forward(ctx, x, tables, with_silu):
-        F, cols, dL = _features_impl(x, tables, with_silu, need_grad=True)
-        ctx.save_for_backward(cols, dL)
+        x = x.contiguous()
+        b, n = x.shape
+        vals, dvals, c0 = _local_features(x, tables, with_silu, need_grad=True)
+        F, p = _assemble(vals, c0, b, n, tables.n_basis + with_silu, tables.k)
+        ctx.with_silu = with_silu
+        ctx.save_for_backward(p, dvals)
         return F
 
     @staticmethod
     def backward(ctx, grad):
-        cols, dL = ctx.saved_tensors
-        b, n, width = grad.shape
-        g = grad.gather(2, cols.view(b, n, -1)).view(b * n, -1)  # (b*n, slots), any grad layout
-        gx = g[:, 0] * dL[0]
-        for r in range(1, dL.shape[0]):
-            gx.addcmul_(g[:, r], dL[r])
-        return gx.view(b, n), None, None
+        p, dL = ctx.saved_tensors
+        return _grad_x(grad, p, dL, ctx.with_silu), None, None
 
 
 def features(x: torch.Tensor, tables: KnotTables, with_silu: bool = True) -> torch.Tensor:
@@ -295,7 +457,10 @@ def features(x: torch.Tensor, tables: KnotTables, with_silu: bool = True) -> tor
     Differentiable in ``x``. This is the layout the layers multiply with their weights."""
     if x.requires_grad and torch.is_grad_enabled():
         return _Features.apply(x, tables, with_silu)
-    return _features_impl(x, tables, with_silu, need_grad=False)[0]
+    x = x.contiguous()
+    vals, _, c0 = _local_features(x, tables, with_silu, need_grad=False)
+    return _assemble(vals, c0, x.shape[0], x.shape[1], tables.n_basis + with_silu, tables.k)[0]
+
 
 
 def _tables_for(knots: torch.Tensor | KnotTables, k: int, dtype: torch.dtype) -> KnotTables:
