@@ -125,3 +125,21 @@ def test_training_with_and_without_it_agrees(monkeypatch):
     with torch.no_grad():
         a, b = fast(X), slow(X)
     assert float((a - b).abs().max()) < 1e-4 * float(b.abs().max())
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_uniform_knots_with_samples_in_the_extension_and_outside(k):
+    """Fresh layers have uniform knots (the gather-free path); samples beyond the grid, in the
+    k extension spans and past the last knot, must give exactly what the layers compute."""
+    net = KANNetwork([3, 4, 2], grid=4, k=k, seed=11)
+    X, y = _data(3, 2, spread=2.2, seed=12)
+    X[0, 0] = float(net.layers[0].knots[0, -1])  # exactly on the last knot: outside, as in the layer
+    X[1, 1] = float(net.layers[0].knots[1, 0])  # exactly on the first knot: inside
+    params = [p for p in net.parameters() if p.requires_grad]
+    assert O.FusedObjective(net, X, y, params, 0.0, 1.0, 1.0)._basis(0).uniform
+    for lamb in (0.0, 1e-3):
+        _compare(net, X, y, lamb)
+    net.update_grid(X)  # quantile knots: the table path
+    assert not O.FusedObjective(net, X, y, params, 0.0, 1.0, 1.0)._basis(0).uniform
+    if k > 1:  # (k = 1: knots now sit on samples, where a piecewise-linear spline has no derivative)
+        _compare(net, X, y, 1e-3)

@@ -50,11 +50,24 @@ class _Basis:
         self.band_off = (np.arange(n) * 2.0 * width - lo)[:, None].astype(np.float64)
         self.band_knots = (self.knots + self.band_off).reshape(-1)
         self.slot = np.arange(k + 1)[:, None]
+        # Uniform knots (fresh layers; grid_eps=1 updates): every basis function is the same
+        # cardinal B-spline shifted, so the k + 1 values need no per-sample coefficient gather.
+        K = self.knots.shape[1]
+        step = (hi - lo) / (K - 1)
+        tol = 1e-9 if dtype == np.float64 else 1e-5
+        self.uniform = bool(np.all(step > 0) and np.all(
+            np.abs(np.diff(self.knots, axis=1) - step[:, None]) <= tol * step[:, None]))
+        if self.uniform:
+            unit, _, _ = _span_polynomials(torch.arange(K, dtype=torch.float64)[None], k)
+            self.card = unit[0, k + 1].numpy().astype(dtype)[:, :, None]  # (degree, slot, 1), span [t_k, t_k+1)
+            self.t0, self.inv_step = self.knots[:, :1], (1.0 / step)[:, None].astype(dtype)
 
     def features(self, hT: np.ndarray, need_grad: bool, ws: "_Workspace"):
         """``hT (n, B)`` -> ``F (n, B, M)``, the flat positions in ``F`` of each sample's ``k + 2``
         nonzeros ``(k+2, n*B)``, and their x-derivatives ``(k+2, n*B)`` (None without grad).
         The arrays live in ``ws`` and are overwritten by the next call with the same ``ws``."""
+        if self.uniform:
+            return self._uniform_features(hT, need_grad, ws)
         n, B = hT.shape
         k, R, N, dt = self.k, self.k + 1, hT.size, hT.dtype
         # One search over all inputs: input i's knots and samples are shifted into their own band.
@@ -64,7 +77,6 @@ class _Basis:
         fi = np.searchsorted(self.band_knots, z.reshape(-1), side="right")
         # the flat search also counted the K knots of each earlier input; input i has K + 1 spans
         fi += ws.const(("row", n, B), lambda: np.repeat(np.arange(n), B))
-        x = hT.reshape(-1)
         u = np.clip(hT, self.lo, self.hi, out=ws.get("u", (n, B), dt)).reshape(-1)
         u -= self.span_t.take(fi, out=ws.get("t", (N,), dt))
         C = self.coef.take(fi, axis=1, out=ws.get("C", (R * R, N), dt))  # (degree*slot, n*B)
@@ -82,19 +94,7 @@ class _Basis:
                 dL += L
             L *= u
             L += C[d * R : (d + 1) * R]
-        sig = ws.get("sig", (N,), dt)
-        with np.errstate(over="ignore", invalid="ignore"):
-            np.negative(x, out=sig)
-            np.exp(sig, out=sig)
-        sig += 1.0
-        np.reciprocal(sig, out=sig)
-        np.multiply(x, sig, out=vals[R])
-        if need_grad:  # silu' = sig * (1 + x * (1 - sig))
-            g = dvals[R]
-            np.subtract(1.0, sig, out=g)
-            g *= x
-            g += 1.0
-            g *= sig
+        self._silu(hT.reshape(-1), vals, dvals, ws)
         base = ws.const(("base", N, self.M), lambda: np.arange(N) * self.M)
         pos = ws.get("pos", (R + 1, N), np.int64)
         self.start.take(fi, out=pos[0])
@@ -106,6 +106,72 @@ class _Basis:
         F.fill(0.0)
         F.reshape(-1)[pos] = vals
         return F, pos, dvals
+
+    def _uniform_features(self, hT: np.ndarray, need_grad: bool, ws: "_Workspace"):
+        """:meth:`features` on uniform knots. ``F`` gets one extra, always-zero column after the
+        silu column: values of basis functions that do not exist near the ends (and of samples
+        outside the knots) are written there as 0, so every sample keeps k + 2 distinct slots."""
+        n, B = hT.shape
+        k, R, N, dt, M = self.k, self.k + 1, hT.size, hT.dtype, self.M
+        K = self.knots.shape[1]
+        z = np.subtract(hT, self.t0, out=ws.get("z", (n, B), dt))
+        z *= self.inv_step
+        np.fmax(z, -1.0, out=z)  # fmax/fmin also send NaN to -1: outside, like the table path
+        np.fmin(z, K - 1.0, out=z)
+        j = np.floor(z)
+        z -= j  # the fractional part: u in [0, 1)
+        u = z.reshape(-1)
+        m0 = j.reshape(-1).astype(np.int64)
+        m0 -= k  # first of the k + 1 functions on the span
+        card = self.card
+        vals = ws.get("vals", (R + 1, N), dt)
+        L = vals[:R]
+        np.multiply(card[k], u, out=L)
+        L += card[k - 1]
+        dvals = ws.get("dvals", (R + 1, N), dt) if need_grad else None
+        dL = dvals[:R] if need_grad else None
+        if need_grad:
+            dL[...] = card[k]
+        for d in range(k - 2, -1, -1):
+            if need_grad:
+                dL *= u
+                dL += L
+            L *= u
+            L += card[d]
+        pos = ws.get("pos", (R + 1, N), np.int64)
+        cols = pos[:R]
+        np.add(m0, self.slot, out=cols)
+        valid = (cols >= 0) & (cols <= M - 2)
+        L *= valid
+        if need_grad:
+            dL *= valid
+            dL *= ws.const(("inv_step", n, B), lambda: np.repeat(self.inv_step[:, 0], B))
+        base = ws.const(("base", N, M + 1), lambda: np.arange(N) * (M + 1))
+        np.copyto(cols, M, where=~valid)  # the zero column
+        cols += base
+        np.add(base, M - 1, out=pos[R])
+        self._silu(hT.reshape(-1), vals, dvals, ws)
+        F = ws.get("F", (n, B, M + 1), dt)
+        F.fill(0.0)
+        F.reshape(-1)[pos] = vals
+        return F, pos, dvals
+
+    def _silu(self, x: np.ndarray, vals: np.ndarray, dvals, ws: "_Workspace") -> None:
+        """silu(x) into the last row of ``vals`` (and its derivative into ``dvals``)."""
+        R = self.k + 1
+        sig = ws.get("sig", x.shape, x.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.negative(x, out=sig)
+            np.exp(sig, out=sig)
+        sig += 1.0
+        np.reciprocal(sig, out=sig)
+        np.multiply(x, sig, out=vals[R])
+        if dvals is not None:  # silu' = sig * (1 + x * (1 - sig))
+            g = dvals[R]
+            np.subtract(1.0, sig, out=g)
+            g *= x
+            g += 1.0
+            g *= sig
 
 
 class _Workspace:
@@ -203,11 +269,12 @@ class FusedObjective:
             live = layer.mask.numpy()
             ns = layer.node_scale.numpy()
             sp = layer.scale_sp.detach().numpy() * live
-            n, B, M = Fx.shape
-            o = live.shape[1]
-            W = np.empty((n, M, o), dtype=Fx.dtype)
+            n, B, width = Fx.shape
+            M, o = coef.shape[2] + 1, live.shape[1]
+            W = np.empty((n, width, o), dtype=Fx.dtype)
             W[:, : M - 1, :] = (coef * sp[:, :, None]).transpose(0, 2, 1)
             W[:, M - 1, :] = layer.scale_base.detach().numpy() * live
+            W[:, M:, :] = 0.0  # the uniform path's zero column
             A = np.matmul(Fx, W, out=ws.get("A", (n, B, o), Fx.dtype))  # (n, B, o)
             h = A.sum(0)
             h *= ns
@@ -230,7 +297,8 @@ class FusedObjective:
         for l in range(len(layers) - 1, -1, -1):
             Fx, pos, dvals, W, A, live, sp, coef, ns = saved[l]
             ws = self._ws(l)
-            n, B, M = Fx.shape
+            n, B, _ = Fx.shape
+            M = coef.shape[2] + 1
             gY = g_out * ns
             grads[l]["bias"] = g_out.sum(0)
             if reg_on:
