@@ -7,6 +7,11 @@ A change to the formula (simplify, refit the floats, replace a float by 0, an in
 fraction or a rational multiple of pi) is kept when the held-out RMSE stays within
 ``rel_tol`` of the *unrounded* formula's RMSE (plus a tiny absolute slack for noise-free data),
 so rounding can never trade accuracy for looks beyond that bound.
+
+The bound also allows for the precision the targets were stored in (:func:`precision_floor`): on
+float32 data (pykan's ``create_dataset``) the labels carry about one unit in the last place of
+rounding error, so ``sin(3.1415927 x)`` can fit them a hair better than ``sin(pi x)`` does; a
+difference that small says nothing about the law, and ``pi`` must win.
 """
 from __future__ import annotations
 
@@ -55,13 +60,25 @@ def _floats(expr: sympy.Expr) -> list[sympy.Float]:
     return sorted(expr.atoms(sympy.Float), key=lambda f: (-abs(float(f)), float(f), str(f)))
 
 
+def precision_floor(y) -> float:
+    """RMS error already in targets stored at float32 precision: about one unit in the last
+    place (float32 epsilon times the targets' RMS), from storing and, usually, from computing
+    them in float32. 0 for data that is not float32-representable (float64 measurements)."""
+    y = np.asarray(y, dtype=np.float64).ravel()
+    y = y[np.isfinite(y)]
+    if not len(y) or not np.array_equal(y.astype(np.float32).astype(np.float64), y):
+        return 0.0
+    return float(np.finfo(np.float32).eps * np.sqrt(np.mean(y * y)))
+
+
 class _Judge:
-    """Held-out RMSE of candidate formulas against the bound set by the unrounded one."""
+    """Held-out RMSE of candidate formulas against the bound set by the unrounded one (plus the
+    targets' own storage precision, see :func:`precision_floor`)."""
 
     def __init__(self, symbols, X, y, base_err: float, rel_tol: float):
         self.symbols, self.X, self.y = symbols, X, y
         scale = float(np.std(y)) or 1.0
-        self.bound = base_err * (1 + rel_tol) + 1e-9 * scale
+        self.bound = base_err * (1 + rel_tol) + 1e-9 * scale + precision_floor(y)
 
     def err(self, expr) -> float:
         try:

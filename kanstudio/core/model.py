@@ -163,7 +163,7 @@ class KAN:
 
     # ----------------------------------------------------------------- sklearn API
     def fit(self, X=None, y=None, *, steps: int = 50, opt: str = "lbfgs", lamb: float = 0.0, lamb_l1: float = 1.0,
-            lamb_entropy: float = 2.0, lr: float | None = None, batch: int | None = None, update_grid: bool = True,
+            lamb_entropy: float = 1.0, lr: float | None = None, batch: int | None = None, update_grid: bool = True,
             time_limit: float | None = None, callback=None, control=None, lock=None,
             config: TrainConfig | None = None) -> "KAN":
         """Train on a :class:`~kanstudio.Dataset` (its train split) or on arrays ``X (n, d)``, ``y (n,)``;
