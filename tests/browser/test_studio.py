@@ -28,7 +28,9 @@ def _idle(app, page, timeout=60):
 
 def _formula(app, page, timeout=60):
     ctl = app.controller
-    H.wait_until(lambda: ctl.formula is not None and ctl.formula_status == "", timeout=timeout, page=page,
+    # the formula of the study's current version (not the one shown before the last edit)
+    H.wait_until(lambda: ctl.formula is not None and ctl.formula_status == ""
+                 and ctl._formula_version == ctl.version == ctl.study.version, timeout=timeout, page=page,
                  what="a formula")
     return ctl.formula
 
