@@ -10,8 +10,9 @@ so rounding can never trade accuracy for looks beyond that bound.
 
 The bound also allows for the precision the targets were stored in (:func:`precision_floor`): on
 float32 data (pykan's ``create_dataset``) the labels carry about one unit in the last place of
-rounding error, so ``sin(3.1415927 x)`` can fit them a hair better than ``sin(pi x)`` does; a
-difference that small says nothing about the law, and ``pi`` must win.
+rounding error, and were computed with float32's pi (8.7e-8 above pi), so ``sin(3.1415927 x)``
+fits them about 12 % better (RMSE 1.2e-7 vs 1.4e-7) than ``sin(pi x)`` does. A difference that
+small says nothing about the law, and ``pi`` must win.
 """
 from __future__ import annotations
 
