@@ -88,3 +88,38 @@ def test_product_node_multiplies():
     x = _x(50, 2)
     out, acts = layer(x, return_acts=True)
     assert torch.allclose(out[:, 0], acts[:, 0, 0] * acts[:, 1, 0])
+
+
+def test_a_fully_snapped_layer_skips_the_basis_and_computes_the_same():
+    """When every live edge is symbolic the spline basis is not evaluated; outputs, edge values
+    and gradients must be what the general path gives."""
+    import kanstudio.core.layer as layer_mod
+
+    torch.manual_seed(0)
+    layer = KANLayer(2, 3)
+    x = (torch.rand(50, 2, dtype=torch.float64) * 2 - 1).requires_grad_()
+    names = ["sin", "x^2", "exp", "tanh", "x", "cos"]
+    for n, (i, j) in enumerate([(i, j) for i in range(2) for j in range(3)]):
+        layer.set_symbolic(i, j, names[n], a=1.0 + 0.1 * n, b=0.05 * n, c=1.0 - 0.1 * n, d=0.02 * n)
+    with torch.no_grad():
+        layer.mask[1, 2] = 0
+    out = layer(x)
+    gx, = torch.autograd.grad(out.sum(), x)
+    acts = layer.edge_values(x)
+    assert layer._no_splines
+    calls = []
+    real = layer_mod.KANLayer.features
+    layer_mod.KANLayer.features = lambda self, t: calls.append(1) or real(self, t)
+    try:
+        layer._no_splines = False  # force the general path for the reference
+        layer._structure = lambda: (layer.mask * (~layer.sym_mask).to(layer.mask.dtype), True, True)
+        ref = layer(x)
+        ref_gx, = torch.autograd.grad(ref.sum(), x)
+        ref_acts = layer.edge_values(x)
+    finally:
+        layer_mod.KANLayer.features = real
+    assert calls  # the reference really went through the basis
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gx, ref_gx, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(acts, ref_acts, rtol=1e-12, atol=1e-12)
+    assert float(acts[:, 1, 2].abs().max()) == 0.0  # the pruned edge

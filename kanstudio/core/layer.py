@@ -146,6 +146,7 @@ class KANLayer(nn.Module):
         self._tables: tuple | None = None
         self._basis_cache: tuple | None = None
         self._struct: tuple | None = None
+        self._no_splines = False  # set with _struct: no live spline edge (all snapped or pruned)
 
     # ----------------------------------------------------------------- basis (cached)
     def tables(self) -> KnotTables:
@@ -181,6 +182,7 @@ class KANLayer(nn.Module):
             live = self.mask * (~self.sym_mask).to(self.mask.dtype)
             self._struct = (key, None if bool((live == 1).all()) else live,
                             bool((self.node_scale == 1).all()), bool(self.sym_mask.any()))
+            self._no_splines = bool((live == 0).all())
         return self._struct[1:]
 
     def _weight_matrix(self, live: torch.Tensor | None) -> torch.Tensor:
@@ -229,6 +231,11 @@ class KANLayer(nn.Module):
     def edge_values(self, x: torch.Tensor, basis: torch.Tensor | None = None) -> torch.Tensor:
         """Every edge's activation ``phi_ij(x_i)``: ``(batch, n_in, n_out)``; pruned edges are 0."""
         live, _, has_sym = self._structure()
+        if basis is None and self._no_splines:
+            acts = x.new_zeros(x.shape[0], self.n_in, self.n_out)
+            for I, J, v in self._symbolic_values(x):
+                acts[:, I, J] = acts[:, I, J] + v
+            return acts
         if basis is None:
             Fx = self.features(x)
         else:  # an explicit (n_in, G+k, batch) basis
@@ -264,8 +271,11 @@ class KANLayer(nn.Module):
         if not has_sym:
             return _EdgeSum.apply(self.features(x), self.coef, self.scale_sp, self.scale_base, self.bias,
                                   live, None if unit_scale else self.node_scale, False)
-        Fx = self.features(x)
-        out = Fx.view(x.shape[0], -1) @ self._weight_matrix(live).reshape(-1, self.n_out)
+        if self._no_splines:  # every live edge is snapped (a refit after auto-symbolic): no basis needed
+            out = x.new_zeros(x.shape[0], self.n_out)
+        else:
+            Fx = self.features(x)
+            out = Fx.view(x.shape[0], -1) @ self._weight_matrix(live).reshape(-1, self.n_out)
         for I, J, v in self._symbolic_values(x):
             out = out.index_add(1, J, v)
         return out * self.node_scale + self.bias
