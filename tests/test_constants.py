@@ -46,3 +46,23 @@ def test_without_the_floor_float32_rounding_keeps_the_float(monkeypatch):
     monkeypatch.setattr(constants, "precision_floor", lambda y: 0.0)
     out, truth = _tidy_pi()
     assert out.atoms(sympy.Float) and sympy.simplify(out - truth) != 0
+
+
+def test_simplify_is_bounded_on_nested_logs():
+    """A formula of the shape discovery produced for omega_0/(1 - v/c): SymPy's full simplify ran
+    for more than ten minutes on it (logcombine's positivity queries); the bounded one must not."""
+    import time
+
+    import sympy
+
+    from kanstudio.core.constants import simplify_expr
+
+    v, w, c = sympy.symbols("v omega_0 c", positive=True)
+    e = 6 - sympy.Rational(33, 8) * sympy.log(
+        -sympy.pi * v / 8 - sympy.Rational(14, 9) * sympy.log(sympy.Rational(13, 12) * w + 6 / (11 * sympy.pi))
+        + sympy.Rational(50, 11) - sympy.Rational(29, 11) / (sympy.Rational(5, 4) * c - sympy.Rational(11, 9)))
+    t = time.perf_counter()
+    out = simplify_expr(e)
+    assert time.perf_counter() - t < 5
+    pt = {v: 1.3, w: 2.1, c: 4.0}
+    assert abs(float(out.subs(pt)) - float(e.subs(pt))) < 1e-12  # the same function

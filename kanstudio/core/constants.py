@@ -199,13 +199,15 @@ def canonical(expr: sympy.Expr, symbols) -> sympy.Expr:
 def simplify_expr(expr, max_ops: int = 40):
     """SymPy simplification, bounded so that it always takes well under a second: cheap,
     deterministic rewrites (logs, powers, common factors) always; the full ``simplify`` only for
-    small expressions without trigonometric or hyperbolic functions, where its ``trigsimp`` pass
-    can take tens of seconds."""
+    small expressions without trigonometric, hyperbolic or logarithmic functions: its ``trigsimp``
+    pass can take tens of seconds, and its ``logcombine`` asks whether each log's argument is
+    positive, which for a rational function of the inputs means root isolation of its numerator
+    (an unfinished 10-minute run on a 25-operation formula with nested logs)."""
     try:
         e = sympy.powsimp(sympy.expand_log(expr, force=True), force=True)
         e = sympy.factor_terms(e)
-        trig = e.has(sympy.sin, sympy.cos, sympy.tan, sympy.tanh, sympy.sinh, sympy.cosh)
-        if not trig and sympy.count_ops(e) <= max_ops:
+        slow = e.has(sympy.sin, sympy.cos, sympy.tan, sympy.tanh, sympy.sinh, sympy.cosh, sympy.log)
+        if not slow and sympy.count_ops(e) <= max_ops:
             e = sympy.simplify(e)
         return e
     except Exception:
