@@ -30,3 +30,29 @@ def test_given_width_skips_the_search_and_shapes_are_sane():
     assert [a.width for a in d.attempts] == ["2,1x"]
     assert shapes(1) == [[1, 1], [1, 1, 1], [1, 3, 1]]
     assert [2, (0, 1)] in shapes(2) and [3, 2, (0, 1)] in shapes(3)
+
+
+def test_a_stalled_composition_gets_more_starts(monkeypatch):
+    """[n,1,1] restarts from further seeds only while it fits worse than a tenth of std(y)."""
+    import kanstudio.core.discover as D
+
+    seeds = []
+    real_init = D.KAN.__init__
+
+    def spy(self, *a, **k):
+        seeds.append(k.get("seed"))
+        real_init(self, *a, **k)
+
+    monkeypatch.setattr(D.KAN, "__init__", spy)
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (300, 2))
+    cfg = D.DiscoverConfig(width=[2, 1, 1], steps=10, refine_grids=(), refit_steps=5, seed=7)
+    D.fit_shape([2, 1, 1], X, np.exp(X[:, 0] + X[:, 1]), X, np.exp(X[:, 0] + X[:, 1]), ["a", "b"], "y", cfg, None)
+    assert seeds == [7]  # a composition that fits: one start
+    seeds.clear()
+    y = np.sign(X[:, 0]) * np.sign(X[:, 1])  # no single hidden sum can carry this: it never fits
+    D.fit_shape([2, 1, 1], X, y, X, y, ["a", "b"], "y", cfg, None)
+    assert seeds == [7, 8, 9]
+    seeds.clear()
+    D.fit_shape([2, 2, 1], X, y, X, y, ["a", "b"], "y", cfg, None)
+    assert seeds == [7]  # only single-path compositions are restarted
