@@ -157,17 +157,16 @@ class FlatLBFGS:
         with torch.no_grad():
             self.flat.copy_(torch.from_numpy(x))
 
-    def _evaluate(self, closure) -> tuple[float, np.ndarray]:
+    def _unpack(self, out) -> tuple[float, np.ndarray]:
         """A closure returns either the loss tensor (gradients in ``p.grad``, as for torch's
         LBFGS) or ``(loss, flat gradient)`` already (a hand-differentiated objective)."""
-        out = closure()
         if isinstance(out, tuple):
             return float(out[0]), out[1]
         return float(out.detach()), self._flat_grad()
 
     def _directional_evaluate(self, closure, x, t, d):
         self._add(t, d)
-        loss, flat_grad = self._evaluate(closure)
+        loss, flat_grad = self._unpack(closure())
         self._set(x)
         return loss, flat_grad
 
@@ -177,7 +176,7 @@ class FlatLBFGS:
         tolerance_grad, tolerance_change, history_size = self.tolerance_grad, self.tolerance_change, self.history_size
         state = self.state
         orig_loss = closure()  # returned as the closure gave it, like torch's LBFGS
-        loss, flat_grad = self._evaluate(lambda: orig_loss)
+        loss, flat_grad = self._unpack(orig_loss)
         current_evals = 1
         state["func_evals"] += 1
         opt_cond = np.abs(flat_grad).max() <= tolerance_grad
