@@ -1,6 +1,7 @@
 """The training fast paths agree with the plain autograd / torch implementations they replace:
 the fused layer (one autograd node), the closed-form sparsity penalty, the flat-buffer LBFGS."""
 import numpy as np
+import pytest
 import torch
 
 from kanstudio.core import train as T
@@ -65,8 +66,16 @@ def test_closed_form_penalty_matches_autograd():
             assert a.dtype == dtype and torch.allclose(a, b, atol=tol, rtol=0)
 
 
-def test_flat_lbfgs_follows_torch_lbfgs():
-    """Same algorithm: on a smooth problem both take the same steps (to rounding)."""
+@pytest.mark.parametrize("two_loop", ["compiled", "numpy"])
+def test_flat_lbfgs_follows_torch_lbfgs(two_loop, monkeypatch):
+    """Same algorithm: on a smooth problem both take the same steps (to rounding); 60
+    iterations with a history of 10, so the curvature memory also rolls over."""
+    from kanstudio.core import lbfgs
+
+    if two_loop == "numpy":
+        monkeypatch.setattr(lbfgs, "_kernels", None)
+    else:
+        assert lbfgs._kernels is not None, "kanstudio.core._kernels was not built"
     g = torch.Generator().manual_seed(0)
     A = torch.randn(40, 6, generator=g, dtype=torch.float64)
     b = torch.randn(40, generator=g, dtype=torch.float64)

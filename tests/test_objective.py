@@ -11,6 +11,17 @@ from kanstudio.core.regularize import sparsity_penalty
 from kanstudio.core.train import TrainConfig, train
 
 
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def backend(request, monkeypatch):
+    """Every test runs on both implementations: the compiled loops (float64) and the numpy
+    objective that replaces them where no C compiler built ``_kernels``."""
+    if request.param == "numpy":
+        monkeypatch.setattr(O, "_kernels", None)
+    else:
+        assert O._kernels is not None, "kanstudio.core._kernels was not built"
+    return request.param
+
+
 def _data(n_in, n_out, n=300, seed=0, spread=1.0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     X = (torch.rand(n, n_in, generator=g, dtype=dtype) * 2 - 1) * spread
@@ -34,6 +45,7 @@ def _compare(net, X, y, lamb, mu1=1.0, mu2=2.0, rtol=1e-9):
     params = [p for p in net.parameters() if p.requires_grad]
     assert O.FusedObjective.supports(net, params)
     fused = O.FusedObjective(net, X, y, params, lamb, mu1, mu2)
+    assert fused.compiled == (O._kernels is not None and net.dtype == torch.float64)
     loss, grad, mse, reg = fused()
     ref_loss, ref_grad, ref_mse, ref_reg = _autograd(net, X, y, lamb, mu1, mu2, params)
     scale = np.abs(ref_grad).max()
@@ -143,3 +155,44 @@ def test_uniform_knots_with_samples_in_the_extension_and_outside(k):
     assert not O.FusedObjective(net, X, y, params, 0.0, 1.0, 1.0)._basis(0).uniform
     if k > 1:  # (k = 1: knots now sit on samples, where a piecewise-linear spline has no derivative)
         _compare(net, X, y, 1e-3)
+
+
+@pytest.mark.parametrize("backend", ["compiled"])  # overrides the fixture: both are used inside
+def test_compiled_and_numpy_agree_through_training_and_pruning(backend):
+    """The two implementations give the same objective after grid updates, a pruned node and a
+    frozen parameter, evaluated repeatedly while parameters move (the compiled path keeps views
+    of them and rebuilds its plan when knots or masks change)."""
+    net = KANNetwork([3, 4, 2], grid=5, k=3, seed=13)
+    X, y = _data(3, 2, seed=14, spread=1.4)
+    net.layers[0].scale_base.requires_grad_(False)
+    params = [p for p in net.parameters() if p.requires_grad]
+    a = O.FusedObjective(net, X, y, params, 2e-3, 1.0, 1.0, compiled=True)
+    b = O.FusedObjective(net, X, y, params, 2e-3, 1.0, 1.0, compiled=False)
+    gen = torch.Generator().manual_seed(15)
+    for step in range(6):
+        with torch.no_grad():
+            for p in params:
+                p.add_(0.02 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+            if step == 2:
+                net.update_grid(X)
+            if step == 4:
+                net.layers[1].mask[2] = 0
+        (la, ga, ma, ra), (lb, gb, mb, rb) = a(), b()
+        assert la == pytest.approx(lb, rel=1e-12) and ra == pytest.approx(rb, rel=1e-12, abs=1e-15)
+        np.testing.assert_allclose(ga, gb, rtol=0, atol=1e-12 * np.abs(gb).max())
+
+
+@pytest.mark.parametrize("backend", ["compiled"])
+def test_compiled_kernel_rejects_wrong_sizes(backend):
+    """A buffer of the wrong size is a ValueError, never a read or write past its end."""
+    net = KANNetwork([2, 3, 1], seed=16)
+    X, y = _data(2, 1, seed=17)
+    params = [p for p in net.parameters() if p.requires_grad]
+    fused = O.FusedObjective(net, X, y, params, 1e-3, 1.0, 1.0, compiled=True)
+    fused()
+    args = list(fused._plan[1]["forward"][1])
+    args[1] += 1  # one more sample than the buffers hold
+    with pytest.raises(ValueError, match="bytes, expected"):
+        O._kernels.layer_forward(*args)
+    with pytest.raises(ValueError, match="offsets"):
+        O._kernels.layer_backward(*fused._plan[1]["backward"][0], np.zeros(3))

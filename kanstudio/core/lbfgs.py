@@ -8,6 +8,11 @@ import math
 import numpy as np
 import torch
 
+try:  # the compiled two-loop recursion (optional, see _kernels.c)
+    from . import _kernels
+except ImportError:  # pragma: no cover - exercised where no C compiler was available
+    _kernels = None
+
 
 def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
     # torch.optim.lbfgs._cubic_interpolate, on Python floats.
@@ -93,6 +98,27 @@ def _strong_wolfe(obj_func, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_chang
             bracket[low_pos], bracket_f[low_pos] = t, f_new
             bracket_g[low_pos], bracket_gtd[low_pos] = g_new.copy(), gtd_new
     return bracket_f[low_pos], bracket_g[low_pos], bracket[low_pos], ls_func_evals
+
+
+def _two_loop(g: np.ndarray, S: np.ndarray, Y: np.ndarray, ro: list, H_diag: float) -> np.ndarray:
+    """``-H g`` from the first ``len(ro)`` curvature pairs (rows of ``S``, ``Y``, oldest first):
+    torch's two-loop recursion, the same operations in the same order."""
+    m = len(ro)
+    if _kernels is not None and g.dtype == np.float64:
+        d = np.empty_like(g)
+        _kernels.two_loop(m, g.size, g, S, Y, np.asarray(ro, dtype=np.float64), float(H_diag),
+                          np.empty(max(m, 1)), d)
+        return d
+    al = [0.0] * m
+    q = -g
+    for i in range(m - 1, -1, -1):
+        al[i] = float(S[i].dot(q)) * ro[i]
+        q -= al[i] * Y[i]
+    r = q * H_diag
+    for i in range(m):
+        be_i = float(Y[i].dot(r)) * ro[i]
+        r += (al[i] - be_i) * S[i]
+    return r
 
 
 class FlatLBFGS:
@@ -191,31 +217,25 @@ class FlatLBFGS:
             state["n_iter"] += 1
             if state["n_iter"] == 1:
                 d = -flat_grad
-                old_dirs, old_stps, ro = [], [], []
+                # curvature pairs y (old_dirs) and s (old_stps) as rows, the first len(ro) in use
+                old_dirs = np.empty((history_size, flat_grad.size), dtype=flat_grad.dtype)
+                old_stps = np.empty_like(old_dirs)
+                ro = []
                 H_diag = 1
             else:
                 y = flat_grad - prev_flat_grad
                 s = d * t
                 ys = float(y.dot(s))
                 if ys > 1e-10:
-                    if len(old_dirs) == history_size:
-                        old_dirs.pop(0)
-                        old_stps.pop(0)
+                    if len(ro) == history_size:  # rows are oldest first: drop row 0
+                        old_dirs[:-1] = old_dirs[1:]
+                        old_stps[:-1] = old_stps[1:]
                         ro.pop(0)
-                    old_dirs.append(y)
-                    old_stps.append(s)
+                    old_dirs[len(ro)] = y
+                    old_stps[len(ro)] = s
                     ro.append(1.0 / ys)
                     H_diag = ys / float(y.dot(y))
-                num_old = len(old_dirs)
-                al = [0.0] * num_old
-                q = -flat_grad
-                for i in range(num_old - 1, -1, -1):
-                    al[i] = float(old_stps[i].dot(q)) * ro[i]
-                    q -= al[i] * old_dirs[i]
-                d = r = q * H_diag
-                for i in range(num_old):
-                    be_i = float(old_dirs[i].dot(r)) * ro[i]
-                    r += (al[i] - be_i) * old_stps[i]
+                d = _two_loop(flat_grad, old_stps, old_dirs, ro, H_diag)
             if prev_flat_grad is None:
                 prev_flat_grad = flat_grad.copy()
             else:

@@ -23,6 +23,11 @@ from .network import KANNetwork
 from .regularize import _l1_entropy
 from .spline import _span_polynomials
 
+try:  # the compiled loops (setup.py builds them; optional, see _kernels.c)
+    from . import _kernels
+except ImportError:  # pragma: no cover - exercised where no C compiler was available
+    _kernels = None
+
 _LAYER_PARAMS = ("coef", "scale_base", "scale_sp", "bias", "sym_params")
 
 
@@ -43,6 +48,9 @@ class _Basis:
         self.coef = C.reshape(n * S, (k + 1) ** 2).T.contiguous().numpy().astype(dtype)  # (degree*slot, span)
         self.span_t = span_t.reshape(-1).numpy().astype(dtype)
         self.start = start.reshape(-1).numpy()
+        # the same tables span-major, for the compiled loops: (n, S, degree, slot), (n, S), (n, S)
+        self.tables = (np.ascontiguousarray(C.numpy(), dtype=np.float64),
+                       np.ascontiguousarray(span_t.numpy(), dtype=np.float64), start.numpy().astype(np.int32))
         # Bands for the single search in :meth:`features`: wider than every knot range plus margin.
         lo, hi = self.knots[:, 0], self.knots[:, -1]
         width = float(np.max(hi - lo)) + 1.0
@@ -202,7 +210,7 @@ class FusedObjective:
     optimiser that moves them in place; knots, masks and scales are read on every call too."""
 
     def __init__(self, net: KANNetwork, X: torch.Tensor, y: torch.Tensor, params, lamb: float,
-                 mu1: float, mu2: float):
+                 mu1: float, mu2: float, compiled: bool | None = None):
         self.net, self.lamb, self.mu1, self.mu2 = net, float(lamb), float(mu1), float(mu2)
         self.params = list(params)
         self.X, self.y = X, y.detach().numpy()
@@ -217,6 +225,11 @@ class FusedObjective:
         self._bases: dict[int, tuple] = {}
         self._first = None  # (key, F) of the first layer: its input is the same at every call
         self._workspaces: list[_Workspace] = []
+        self._plan = None  # (key, argument tuples) of the compiled path
+        # The compiled loops take float64 only; float32 networks keep the numpy path.
+        self.compiled = _kernels is not None and net.dtype == torch.float64 if compiled is None else bool(compiled)
+        if self.compiled and (_kernels is None or net.dtype != torch.float64):
+            raise ValueError("the compiled objective needs kanstudio.core._kernels and a float64 network")
 
     @staticmethod
     def supports(net: KANNetwork, params) -> bool:
@@ -251,6 +264,8 @@ class FusedObjective:
         return self._workspaces[l]
 
     def __call__(self) -> tuple[float, np.ndarray, float, float]:
+        if self.compiled:
+            return self._compiled_call()
         net, lamb = self.net, self.lamb
         reg_on = lamb > 0
         layers = list(net.layers)
@@ -325,3 +340,83 @@ class FusedObjective:
             if g is not None:
                 flat[off : off + size] = g.reshape(-1)
         return mse + lamb * reg, flat, mse, reg
+
+    def _plan_key(self) -> tuple:
+        """What the compiled plan's arrays depend on: tensors that may be replaced (a grid
+        update gives new knots) or changed in place (masks, scales). Parameter values are read
+        through numpy views of the parameters' storage, so they need no key."""
+        net = self.net
+        key = [net.in_shift._version, net.in_scale._version, net.out_shift._version, net.out_scale._version]
+        for layer in net.layers:
+            P, Bf = layer._parameters, layer._buffers
+            kn = Bf["knots"]
+            key += (id(kn), kn._version, Bf["mask"]._version, Bf["node_scale"]._version,
+                    P["coef"].data_ptr(), P["scale_base"].data_ptr(), P["scale_sp"].data_ptr(), P["bias"].data_ptr())
+        return tuple(key)
+
+    def _compiled_plan(self) -> dict:
+        """Argument tuples of the compiled calls, built once per :meth:`_plan_key`: views of
+        the parameters, the basis tables and reused buffers."""
+        net, reg_on = self.net, self.lamb > 0
+        B = self.X.shape[0]
+        f64 = np.float64
+        offsets = {(l, name): off for l, name, off, _ in self.slots}
+        with torch.no_grad():
+            h = np.ascontiguousarray(((self.X - net.in_shift) * net.in_scale).numpy(), dtype=f64)
+        forward, backward, penalty = [], [], []
+        g_out = None
+        prev_gx = None
+        for l, layer in enumerate(net.layers):
+            knots = np.ascontiguousarray(layer.knots.numpy())
+            n, K = knots.shape
+            k, o = layer.k, layer.mask.shape[1]
+            view = lambda t: np.ascontiguousarray(t.detach().numpy())  # noqa: E731 (a view: storage is contiguous)
+            coef, sb, sp, bias = view(layer.coef), view(layer.scale_base), view(layer.scale_sp), view(layer.bias)
+            mask, ns = view(layer.mask), view(layer.node_scale)
+            for a, t in ((coef, layer.coef), (sb, layer.scale_base), (sp, layer.scale_sp), (bias, layer.bias)):
+                if a.ctypes.data != t.data_ptr():
+                    raise RuntimeError("compiled objective: a parameter is not a view of its storage")
+            idx, vals = np.empty((n, B), np.int32), np.empty((n, B, k + 2), f64)
+            dv = np.empty((n, B, k + 2), f64) if l > 0 else None
+            A = np.empty((n, B, o), f64) if reg_on else None
+            y, mag = np.empty((B, o), f64), np.empty((n, o), f64)
+            forward.append([n, B, o, K, k, h, knots, *self._basis(l).tables, coef, sb, sp, mask, ns, bias,
+                            y, mag, idx, vals, A, dv, True])
+            r = np.empty((n, o), f64) if reg_on else None
+            if reg_on:
+                penalty.append((n * o, mag, self.mu1, self.mu2, self.lamb / B, r))
+            gx = np.empty((B, n), f64) if l > 0 else None
+            backward.append((n, B, o, K, k, None, ns, coef, sb, sp, mask, idx, vals,
+                             np.empty((n, o, K - k - 1), f64), np.empty((B, o), f64),
+                             offsets.get((l, "coef"), -1), offsets.get((l, "scale_sp"), -1),
+                             offsets.get((l, "scale_base"), -1), offsets.get((l, "bias"), -1), A, r, dv, gx))
+            h = y
+        g_out = np.empty_like(h)
+        # each layer's backward reads the gradient of its output: the next layer's gx, or the loss's
+        for l in range(len(backward)):
+            src = g_out if l == len(backward) - 1 else backward[l + 1][-1]
+            backward[l] = (*backward[l][:5], src, *backward[l][6:])
+        loss = (B, h.shape[1], h, np.ascontiguousarray(net.out_scale.numpy(), dtype=f64),
+                np.ascontiguousarray(net.out_shift.numpy(), dtype=f64), np.ascontiguousarray(self.y, dtype=f64), g_out)
+        return {"forward": forward, "penalty": penalty, "loss": loss, "backward": backward[::-1]}
+
+    def _compiled_call(self) -> tuple[float, np.ndarray, float, float]:
+        """:meth:`__call__` through the compiled loops (``_kernels.c``): the same objective, one
+        forward and one backward call per layer that touch only the k + 1 nonzero basis
+        functions of each sample; the input layer's basis is computed once per plan."""
+        key = self._plan_key()
+        if self._plan is None or self._plan[0] != key:
+            self._plan = (key, self._compiled_plan())
+        plan = self._plan[1]
+        K = _kernels
+        for args in plan["forward"]:
+            K.layer_forward(*args)
+        plan["forward"][0][-1] = False  # the input layer's basis stays valid until the plan changes
+        mse = K.mse_grad(*plan["loss"])
+        reg = 0.0
+        for args in plan["penalty"]:
+            reg += K.l1_entropy(*args)
+        flat = np.zeros(self.size, dtype=np.float64)
+        for args in plan["backward"]:
+            K.layer_backward(*args, flat)
+        return mse + self.lamb * reg, flat, mse, reg

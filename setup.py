@@ -1,0 +1,8 @@
+"""Only the compiled kernels live here; everything else is in pyproject.toml.
+
+``optional=True``: without a C compiler the install still succeeds and kanstudio trains through
+its numpy objective instead (slower, same results; see kanstudio/core/objective.py)."""
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("kanstudio.core._kernels", ["kanstudio/core/_kernels.c"],
+                             extra_compile_args=["-O3"], optional=True)])
