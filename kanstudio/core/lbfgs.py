@@ -107,7 +107,7 @@ def _two_loop(g: np.ndarray, S: np.ndarray, Y: np.ndarray, ro: list, H_diag: flo
     if _kernels is not None and g.dtype == np.float64:
         d = np.empty_like(g)
         _kernels.two_loop(m, g.size, g, S, Y, np.asarray(ro, dtype=np.float64), float(H_diag),
-                          np.empty(max(m, 1)), d)
+                          np.empty(m), d)
         return d
     al = [0.0] * m
     q = -g

@@ -354,6 +354,12 @@ class FusedObjective:
                     P["coef"].data_ptr(), P["scale_base"].data_ptr(), P["scale_sp"].data_ptr(), P["bias"].data_ptr())
         return tuple(key)
 
+    @staticmethod
+    def _threads(work: int) -> int:
+        """Threads for one layer's loops: torch's setting, but one for small layers, where
+        starting a thread (~20 us) costs more than it saves."""
+        return max(1, min(torch.get_num_threads(), 8, work // 100_000))
+
     def _compiled_plan(self) -> dict:
         """Argument tuples of the compiled calls, built once per :meth:`_plan_key`: views of
         the parameters, the basis tables and reused buffers."""
@@ -380,21 +386,21 @@ class FusedObjective:
             dv = np.empty((n, B, k + 2), f64) if l > 0 else None
             A = np.empty((n, B, o), f64) if reg_on else None
             y, mag = np.empty((B, o), f64), np.empty((n, o), f64)
+            nt = self._threads(n * B * (o + (8 if l > 0 else 0)))  # (a basis evaluation ~ 8 edge updates)
             forward.append([n, B, o, K, k, h, knots, *self._basis(l).tables, coef, sb, sp, mask, ns, bias,
-                            y, mag, idx, vals, A, dv, True])
+                            y, mag, idx, vals, A, dv, True, nt])
             r = np.empty((n, o), f64) if reg_on else None
             if reg_on:
                 penalty.append((n * o, mag, self.mu1, self.mu2, self.lamb / B, r))
             gx = np.empty((B, n), f64) if l > 0 else None
-            backward.append((n, B, o, K, k, None, ns, coef, sb, sp, mask, idx, vals,
-                             np.empty((n, o, K - k - 1), f64), np.empty((B, o), f64),
+            backward.append((n, B, o, K, k, None, ns, coef, sb, sp, mask, idx, vals, np.empty((B, o), f64),
                              offsets.get((l, "coef"), -1), offsets.get((l, "scale_sp"), -1),
-                             offsets.get((l, "scale_base"), -1), offsets.get((l, "bias"), -1), A, r, dv, gx))
+                             offsets.get((l, "scale_base"), -1), offsets.get((l, "bias"), -1), A, r, dv, gx, nt))
             h = y
         g_out = np.empty_like(h)
         # each layer's backward reads the gradient of its output: the next layer's gx, or the loss's
         for l in range(len(backward)):
-            src = g_out if l == len(backward) - 1 else backward[l + 1][-1]
+            src = g_out if l == len(backward) - 1 else backward[l + 1][-2]
             backward[l] = (*backward[l][:5], src, *backward[l][6:])
         loss = (B, h.shape[1], h, np.ascontiguousarray(net.out_scale.numpy(), dtype=f64),
                 np.ascontiguousarray(net.out_shift.numpy(), dtype=f64), np.ascontiguousarray(self.y, dtype=f64), g_out)
@@ -411,7 +417,7 @@ class FusedObjective:
         K = _kernels
         for args in plan["forward"]:
             K.layer_forward(*args)
-        plan["forward"][0][-1] = False  # the input layer's basis stays valid until the plan changes
+        plan["forward"][0][-2] = False  # the input layer's basis stays valid until the plan changes
         mse = K.mse_grad(*plan["loss"])
         reg = 0.0
         for args in plan["penalty"]:
