@@ -316,9 +316,11 @@ class KANLayer(nn.Module):
         pts = self._fit_points(x)
         target = self._spline_part(pts)
         knots = extend_grid(adaptive_grid(x, grid, eps), self.k)
-        coef = lstsq_coef(pts, target, knots, self.k)
+        tables = KnotTables(knots, self.k)  # built once: the refit, the forward pass and the
+        coef = lstsq_coef(pts, target, tables, self.k)  # training objective all read it
         self.G = grid
         self.knots = knots
+        self._tables = ((id(knots), knots._version, knots.device, self.k), tables)
         coef = coef.to(self.coef.dtype)
         if coef.shape == self.coef.shape:
             self.coef.data.copy_(coef)  # same Parameter object: optimisers keep working

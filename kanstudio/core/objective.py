@@ -21,7 +21,7 @@ import torch
 
 from .network import KANNetwork
 from .regularize import _l1_entropy
-from .spline import _span_polynomials
+from .spline import KnotTables, _span_polynomials
 
 try:  # the compiled loops (setup.py builds them; optional, see _kernels.c)
     from . import _kernels
@@ -37,8 +37,13 @@ class _Basis:
     Everything per sample is laid out slot-major, ``(k + 2, n*B)``, so each Horner step is one
     contiguous multiply-add instead of a loop over rows of four."""
 
-    def __init__(self, knots: torch.Tensor, k: int):
-        C, span_t, start = _span_polynomials(knots, k)
+    def __init__(self, knots: torch.Tensor, k: int, tables: KnotTables | None = None):
+        if tables is not None and tables.knots is knots:  # the layer's own: no second recursion
+            n, S, R = knots.shape[0], tables.S, k + 1
+            C = tables.coef.T.reshape(n, S, R, R).double()
+            span_t, start = tables.span_t.reshape(n, S).double(), tables.start.reshape(n, S)
+        else:
+            C, span_t, start = _span_polynomials(knots, k)
         n, S = span_t.shape
         dtype = knots.detach().cpu().numpy().dtype
         self.k = k
@@ -245,7 +250,8 @@ class FusedObjective:
         key = (id(knots), knots._version)
         c = self._bases.get(l)
         if c is None or c[0] != key:
-            c = self._bases[l] = (key, _Basis(knots, self.net.layers[l].k))
+            layer = self.net.layers[l]
+            c = self._bases[l] = (key, _Basis(knots, layer.k, layer.tables()))
         return c[1]
 
     def _input_features(self) -> np.ndarray:

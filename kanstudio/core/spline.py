@@ -516,7 +516,7 @@ def spline_eval(x: torch.Tensor, knots: torch.Tensor, coef: torch.Tensor, k: int
 
 
 def lstsq_coef(
-    x: torch.Tensor, y: torch.Tensor, knots: torch.Tensor, k: int, ridge: float = 1e-8
+    x: torch.Tensor, y: torch.Tensor, knots: "torch.Tensor | KnotTables", k: int, ridge: float = 1e-8
 ) -> torch.Tensor:
     """Coefficients ``(n_in, n_out, G + k)`` whose splines best match ``y (batch, n_in, n_out)``.
 
