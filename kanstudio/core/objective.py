@@ -352,11 +352,12 @@ class FusedObjective:
         update gives new knots) or changed in place (masks, scales). Parameter values are read
         through numpy views of the parameters' storage, so they need no key."""
         net = self.net
-        key = [net.in_shift._version, net.in_scale._version, net.out_shift._version, net.out_scale._version]
+        key = [(t.data_ptr(), t._version) for t in (net.in_shift, net.in_scale, net.out_shift, net.out_scale)]
         for layer in net.layers:
             P, Bf = layer._parameters, layer._buffers
             kn = Bf["knots"]
-            key += (id(kn), kn._version, Bf["mask"]._version, Bf["node_scale"]._version,
+            mk, ns = Bf["mask"], Bf["node_scale"]
+            key += (id(kn), kn._version, mk.data_ptr(), mk._version, ns.data_ptr(), ns._version,
                     P["coef"].data_ptr(), P["scale_base"].data_ptr(), P["scale_sp"].data_ptr(), P["bias"].data_ptr())
         return tuple(key)
 
