@@ -237,3 +237,42 @@ def test_features_contract_and_any_grad_layout():
         b = torch.autograd.grad(features(xg, T), xg, grad.transpose(0, 1).contiguous())[0]
         ref = (grad.transpose(0, 1).reshape(N, W).gather(1, cols) * dvals.T).sum(1).view(50, 3)
         assert torch.allclose(a, b, atol=1e-6) and torch.allclose(a, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("with_silu", [True, False])
+@pytest.mark.parametrize("k", [1, 3])
+def test_compiled_block_matches_torch_block(dtype, with_silu, k, monkeypatch):
+    """The compiled assembly and gradient (``_kernels``) give exactly the torch block and, for a
+    contiguous and a transposed incoming gradient, the same x-gradient; samples outside the grid
+    and NaN included."""
+    import kanstudio.core.spline as S
+
+    assert S._kernels is not None, "kanstudio.core._kernels was not built"
+    T = KnotTables(_uneven_knots(5, k, seed=2).to(dtype), k)
+    x = (torch.rand(300, 3, generator=torch.Generator().manual_seed(3), dtype=dtype) * 5 - 2.5)
+    x[0, 1] = float("nan")
+    grad = torch.randn(3, 300, T.n_basis + with_silu, generator=torch.Generator().manual_seed(4), dtype=dtype)
+    results = []
+    for compiled in (True, False):
+        if not compiled:
+            monkeypatch.setattr(S, "_compiled_ok", lambda *a: False)
+        xg = x.clone().requires_grad_()
+        F = features(xg, T, with_silu=with_silu)
+        g_t = torch.autograd.grad(F, xg, grad.transpose(0, 1), retain_graph=True)[0]
+        g_c = torch.autograd.grad(F, xg, grad.transpose(0, 1).contiguous())[0]
+        results.append((F.detach(), g_t, g_c, features(x, T, with_silu=with_silu)))
+    (F1, t1, c1, n1), (F2, t2, c2, n2) = results
+    assert torch.equal(F1.nan_to_num(7.0), F2.nan_to_num(7.0)) and torch.equal(n1.nan_to_num(7.0), n2.nan_to_num(7.0))
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    for a, b in ((t1, t2), (c1, c2), (t1, c1)):
+        assert torch.allclose(a.nan_to_num(7.0), b.nan_to_num(7.0), atol=tol, rtol=tol)
+
+
+def test_compiled_block_rejects_out_of_range_windows():
+    import kanstudio.core.spline as S
+
+    vals = torch.zeros(5, 10, dtype=torch.float64)
+    c0 = torch.full((10,), 6, dtype=torch.long)  # width 9: columns 6..9 do not fit before silu
+    with pytest.raises(ValueError, match="window start"):
+        S._kernels.assemble(10, 9, 3, True, 8, vals.numpy(), c0.numpy(), torch.empty(10, 9, dtype=torch.float64).numpy(), 1)

@@ -494,6 +494,162 @@ done:
     return ret;
 }
 
+/* ---- the dense feature block of the autograd layers (spline.py) ------------------------- */
+
+/* Rows q = 0..N-1 of a block F (N, width): zeros, the k + 1 local values vals[r][q] at columns
+ * c0[q] + r, and, with silu, vals[k+1][q] in the last column. One streaming pass instead of a
+ * zero fill and k + 2 scatters; float32 or float64 (itemsize 4 or 8). */
+#define ASSEMBLE_BODY(T)                                                                        \
+    {                                                                                           \
+        const T *vv = (const T *)J->vals;                                                        \
+        T *F = (T *)J->F;                                                                        \
+        Py_ssize_t W = J->width, N = J->N;                                                       \
+        memset(F + J->q0 * W, 0, sizeof(T) * (size_t)(J->q1 - J->q0) * W);                      \
+        for (int r = 0; r <= J->k; r++) {                                                        \
+            const T *v = vv + r * N;                                                             \
+            T *Fr = F + r;                                                                       \
+            for (Py_ssize_t q = J->q0; q < J->q1; q++) Fr[q * W + J->c0[q]] = v[q];              \
+        }                                                                                       \
+        if (J->silu) {                                                                           \
+            const T *v = vv + (J->k + 1) * N;                                                    \
+            T *Fs = F + W - 1;                                                                   \
+            for (Py_ssize_t q = J->q0; q < J->q1; q++) Fs[q * W] = v[q];                         \
+        }                                                                                       \
+    }
+
+/* gx[q] = sum_r dL[r][q] grad[row q][c0[q] + r] (+ dL[k+1][q] grad[row q][width - 1]); row q =
+ * (b, i) = (q / n, q % n) starts at b * sb + i * sn (a transposed batched-matmul gradient too). */
+#define GRAD_BODY(T)                                                                            \
+    {                                                                                           \
+        const T *dl = (const T *)J->vals, *G = (const T *)J->F;                                  \
+        T *gx = (T *)J->gx;                                                                      \
+        Py_ssize_t N = J->N, n = J->n, W = J->width;                                              \
+        Py_ssize_t b = J->q0 / n, i = J->q0 % n;                                                  \
+        for (Py_ssize_t q = J->q0; q < J->q1; q++) {                                             \
+            const T *row = G + b * J->sb + i * J->sn;                                            \
+            const T *g = row + J->c0[q];                                                         \
+            double acc = 0.0;                                                                   \
+            for (int r = 0; r <= J->k; r++) acc += (double)dl[r * N + q] * g[r];                 \
+            if (J->silu) acc += (double)dl[(J->k + 1) * N + q] * row[W - 1];                     \
+            gx[q] = (T)acc;                                                                      \
+            if (++i == n) { i = 0; b++; }                                                        \
+        }                                                                                       \
+    }
+
+typedef struct {
+    Py_ssize_t N, q0, q1, width, n, sb, sn;
+    int k, silu, itemsize;
+    const long long *c0;
+    const void *vals;
+    void *F, *gx;
+} block_job;
+
+static void *assemble_run(void *arg) {
+    block_job *J = arg;
+    if (J->itemsize == 4) ASSEMBLE_BODY(float) else ASSEMBLE_BODY(double)
+    return NULL;
+}
+
+static void *grad_run(void *arg) {
+    block_job *J = arg;
+    if (J->itemsize == 4) GRAD_BODY(float) else GRAD_BODY(double)
+    return NULL;
+}
+
+static int check_c0(const long long *c0, Py_ssize_t N, Py_ssize_t width, int k, int silu) {
+    Py_ssize_t hi = width - (silu ? 1 : 0) - (k + 1);
+    for (Py_ssize_t q = 0; q < N; q++)
+        if (c0[q] < 0 || c0[q] > hi) return 0;
+    return 1;
+}
+
+static void split_rows(block_job *jobs, int nt, Py_ssize_t N) {
+    for (int t = 0; t < nt; t++) {
+        if (t > 0) jobs[t] = jobs[0];
+        jobs[t].q0 = N * t / nt;
+        jobs[t].q1 = N * (t + 1) / nt;
+    }
+}
+
+/* assemble(N, width, k, silu, itemsize, vals (k+1+silu, N), c0 (N,) int64, F (N, width), nthreads) */
+static PyObject *assemble(PyObject *self, PyObject *args) {
+    Py_ssize_t N, width;
+    int k, silu, itemsize, nthreads;
+    Py_buffer vals, c0, F;
+    if (!PyArg_ParseTuple(args, "nnipiy*y*w*i", &N, &width, &k, &silu, &itemsize, &vals, &c0, &F, &nthreads))
+        return NULL;
+    PyObject *ret = NULL;
+    if ((itemsize != 4 && itemsize != 8) || k < 1 || width < k + 1 + silu) {
+        PyErr_SetString(PyExc_ValueError, "_kernels.assemble: bad itemsize, k or width");
+        goto done;
+    }
+    if (!check_len(&vals, N * (k + 1 + silu), itemsize, "vals") || !check_len(&c0, N, 8, "c0") ||
+        !check_len(&F, N * width, itemsize, "F"))
+        goto done;
+    if (!check_c0(c0.buf, N, width, k, silu)) {
+        PyErr_SetString(PyExc_ValueError, "_kernels.assemble: a window start lies outside the block");
+        goto done;
+    }
+    if (nthreads < 1 || nthreads > MAXTHREADS) nthreads = 1;
+    {
+        block_job jobs[MAXTHREADS];
+        jobs[0] = (block_job){.N = N, .width = width, .k = k, .silu = silu, .itemsize = itemsize,
+                              .c0 = c0.buf, .vals = vals.buf, .F = F.buf};
+        split_rows(jobs, nthreads, N);
+        Py_BEGIN_ALLOW_THREADS
+        run_jobs(assemble_run, jobs, sizeof(block_job), nthreads);
+        Py_END_ALLOW_THREADS
+    }
+    ret = Py_None;
+    Py_INCREF(ret);
+done:
+    PyBuffer_Release(&vals); PyBuffer_Release(&c0); PyBuffer_Release(&F);
+    return ret;
+}
+
+/* block_grad(N, width, k, silu, itemsize, n, sb, sn, grad (flat, rows at b*sb + i*sn), c0, dL, gx (N,), nthreads) */
+static PyObject *block_grad(PyObject *self, PyObject *args) {
+    Py_ssize_t N, width, n, sb, sn;
+    int k, silu, itemsize, nthreads;
+    Py_buffer grad, c0, dL, gx;
+    if (!PyArg_ParseTuple(args, "nnipinnny*y*y*w*i", &N, &width, &k, &silu, &itemsize, &n, &sb, &sn, &grad,
+                          &c0, &dL, &gx, &nthreads))
+        return NULL;
+    PyObject *ret = NULL;
+    if ((itemsize != 4 && itemsize != 8) || k < 1 || width < k + 1 + silu || n < 1 || N % n || sb < 0 || sn < 0) {
+        PyErr_SetString(PyExc_ValueError, "_kernels.block_grad: bad itemsize, k, width or strides");
+        goto done;
+    }
+    Py_ssize_t B = N / n;
+    Py_ssize_t last = N ? (B - 1) * sb + (n - 1) * sn + width : 0; /* elements the rows reach */
+    if (!check_len(&c0, N, 8, "c0") || !check_len(&dL, N * (k + 1 + silu), itemsize, "dL") ||
+        !check_len(&gx, N, itemsize, "gx"))
+        goto done;
+    if (grad.len < last * itemsize) {
+        PyErr_SetString(PyExc_ValueError, "_kernels.block_grad: strides reach past the gradient");
+        goto done;
+    }
+    if (!check_c0(c0.buf, N, width, k, silu)) {
+        PyErr_SetString(PyExc_ValueError, "_kernels.block_grad: a window start lies outside the block");
+        goto done;
+    }
+    if (nthreads < 1 || nthreads > MAXTHREADS) nthreads = 1;
+    {
+        block_job jobs[MAXTHREADS];
+        jobs[0] = (block_job){.N = N, .width = width, .n = n, .sb = sb, .sn = sn, .k = k, .silu = silu,
+                              .itemsize = itemsize, .c0 = c0.buf, .vals = dL.buf, .F = grad.buf, .gx = gx.buf};
+        split_rows(jobs, nthreads, N);
+        Py_BEGIN_ALLOW_THREADS
+        run_jobs(grad_run, jobs, sizeof(block_job), nthreads);
+        Py_END_ALLOW_THREADS
+    }
+    ret = Py_None;
+    Py_INCREF(ret);
+done:
+    PyBuffer_Release(&grad); PyBuffer_Release(&c0); PyBuffer_Release(&dL); PyBuffer_Release(&gx);
+    return ret;
+}
+
 /* ---- LBFGS two-loop recursion ---------------------------------------------------------- */
 
 /* d = -H g for the curvature pairs (s_i, y_i), i = 0..m-1 oldest first, stored as rows of
@@ -544,6 +700,8 @@ static PyMethodDef methods[] = {
     {"layer_backward", layer_backward, METH_VARARGS, "One plain-spline KAN layer backward (see _kernels.c)."},
     {"mse_grad", mse_grad, METH_VARARGS, "Mean squared error and its gradient (see _kernels.c)."},
     {"l1_entropy", l1_entropy, METH_VARARGS, "One layer's L1 + entropy penalty (see _kernels.c)."},
+    {"assemble", assemble, METH_VARARGS, "Dense feature block from local values (see _kernels.c)."},
+    {"block_grad", block_grad, METH_VARARGS, "Input gradient through a dense feature block (see _kernels.c)."},
     {"two_loop", two_loop, METH_VARARGS, "The LBFGS two-loop recursion (see _kernels.c)."},
     {NULL, NULL, 0, NULL},
 };

@@ -9,6 +9,11 @@ import math
 
 import torch
 
+try:  # compiled block assembly (optional, see _kernels.c)
+    from . import _kernels
+except ImportError:  # pragma: no cover - exercised where no C compiler was available
+    _kernels = None
+
 __all__ = [
     "uniform_grid",
     "adaptive_grid",
@@ -429,6 +434,39 @@ def _features_impl(x: torch.Tensor, T: KnotTables, with_silu: bool, need_grad: b
     return F, cols, dvals
 
 
+def _compiled_ok(*ts: torch.Tensor) -> bool:
+    return _kernels is not None and all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
+                                        for t in ts)
+
+
+def _block_threads(N: int) -> int:
+    return max(1, min(torch.get_num_threads(), 8, N // 50_000))
+
+
+def _assemble_compiled(vals: torch.Tensor, c0: torch.Tensor, b: int, n: int, width: int, k: int) -> torch.Tensor:
+    """:func:`_assemble`'s block in one compiled pass (``_kernels.assemble``)."""
+    N = b * n
+    F = vals.new_empty(b, n, width)
+    _kernels.assemble(N, width, k, vals.shape[0] > k + 1, vals.element_size(), vals.contiguous().numpy(),
+                      c0.contiguous().numpy(), F.numpy(), _block_threads(N))
+    return F
+
+
+def _grad_x_compiled(grad: torch.Tensor, c0: torch.Tensor, dL: torch.Tensor, with_silu: bool) -> torch.Tensor:
+    """:func:`_grad_x` in one compiled pass (``_kernels.block_grad``); ``grad`` in any layout
+    whose rows are contiguous."""
+    b, n, width = grad.shape
+    if grad.stride(-1) != 1 or grad.dtype != dL.dtype:
+        grad = grad.contiguous().to(dL.dtype)
+    sb, sn, _ = grad.stride()
+    flat = grad.as_strided(((b - 1) * sb + (n - 1) * sn + width,), (1,)) if grad.numel() else grad.reshape(-1)
+    gx = dL.new_empty(b, n)
+    _kernels.block_grad(b * n, width, dL.shape[0] - 1 - with_silu, with_silu, dL.element_size(), n, sb, sn,
+                        flat.detach().numpy(), c0.contiguous().numpy(), dL.contiguous().numpy(), gx.numpy(),
+                        _block_threads(b * n))
+    return gx
+
+
 class _Features(torch.autograd.Function):
     """Dense feature block ``(batch, n_in, G+k [+1])``: the B-spline basis of every input and,
     optionally, ``silu(x)`` in the last column. The forward also evaluates the derivatives of the
@@ -441,14 +479,20 @@ class _Features(torch.autograd.Function):
         x = x.contiguous()
         b, n = x.shape
         vals, dvals, c0 = _local_features(x, tables, with_silu, need_grad=True)
+        ctx.with_silu, ctx.compiled = with_silu, _compiled_ok(x)
+        if ctx.compiled:  # one pass each way, and the window starts are all the backward needs
+            F = _assemble_compiled(vals, c0, b, n, tables.n_basis + with_silu, tables.k)
+            ctx.save_for_backward(c0, dvals)
+            return F
         F, p = _assemble(vals, c0, b, n, tables.n_basis + with_silu, tables.k)
-        ctx.with_silu = with_silu
         ctx.save_for_backward(p, dvals)
         return F
 
     @staticmethod
     def backward(ctx, grad):
         p, dL = ctx.saved_tensors
+        if ctx.compiled:
+            return _grad_x_compiled(grad, p, dL, ctx.with_silu), None, None
         return _grad_x(grad, p, dL, ctx.with_silu), None, None
 
 
@@ -459,6 +503,8 @@ def features(x: torch.Tensor, tables: KnotTables, with_silu: bool = True) -> tor
         return _Features.apply(x, tables, with_silu)
     x = x.contiguous()
     vals, _, c0 = _local_features(x, tables, with_silu, need_grad=False)
+    if _compiled_ok(x):
+        return _assemble_compiled(vals, c0, x.shape[0], x.shape[1], tables.n_basis + with_silu, tables.k)
     return _assemble(vals, c0, x.shape[0], x.shape[1], tables.n_basis + with_silu, tables.k)[0]
 
 
