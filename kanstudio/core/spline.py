@@ -6,6 +6,7 @@ order ``k``; an extended knot vector has ``G + 2k + 1`` knots and carries ``G + 
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 
@@ -307,12 +308,15 @@ def _local_features(x: torch.Tensor, T: KnotTables, with_silu: bool, need_grad: 
     batch-major (row ``b * n_in + i``)."""
     b, n = x.shape
     k, R, N = T.k, T.k + 1, x.numel()
-    vals = x.new_empty(R + with_silu, N)
+    compiled = _compiled_ok(x)
+    # vals only feeds the block: on the CPU it is a reused per-thread buffer (fresh multi-MB
+    # temporaries are page-faulted in again on every call once glibc has trimmed them)
+    vals = _scratch("vals", (R + with_silu, N), x.dtype) if compiled else x.new_empty(R + with_silu, N)
     dvals = x.new_empty(R + with_silu, N) if need_grad else None
     U = T.uniform
-    if U is not None and _compiled_ok(x) and k <= 7 and n <= 512:
+    if U is not None and compiled and k <= 7 and n <= 512:
         c0 = torch.empty(N, dtype=torch.long)
-        rest = torch.empty(N, dtype=torch.long)
+        rest = _scratch("rest", (N,), torch.long)
         m = _kernels.uniform_local(N, n, k, U.G, x.element_size(), x.reshape(N).numpy(), U.scale.numpy(),
                                    U.shift.numpy(), *U.AD64, vals.numpy(), dvals.numpy() if need_grad else None,
                                    c0.numpy(), rest.numpy(), _block_threads(N))
@@ -442,6 +446,20 @@ def _features_impl(x: torch.Tensor, T: KnotTables, with_silu: bool, need_grad: b
     if with_silu:
         cols[:, -1] = T.n_basis
     return F, cols, dvals
+
+
+_thread_scratch = threading.local()
+
+
+def _scratch(name: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+    """A CPU buffer reused by this thread from one call to the next (contents undefined)."""
+    bufs = getattr(_thread_scratch, "bufs", None)
+    if bufs is None:
+        bufs = _thread_scratch.bufs = {}
+    t = bufs.get(name)
+    if t is None or t.dtype != dtype or t.numel() < math.prod(shape):
+        t = bufs[name] = torch.empty(math.prod(shape), dtype=dtype)
+    return t[: math.prod(shape)].view(shape)
 
 
 def _compiled_ok(*ts: torch.Tensor) -> bool:
