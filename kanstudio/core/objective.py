@@ -369,7 +369,8 @@ class FusedObjective:
 
     def _compiled_plan(self) -> dict:
         """Argument tuples of the compiled calls, built once per :meth:`_plan_key`: views of
-        the parameters, the basis tables and reused buffers."""
+        the parameters, the basis tables and reused buffers (None if a parameter has no
+        contiguous storage of its own to view)."""
         net, reg_on = self.net, self.lamb > 0
         B = self.X.shape[0]
         f64 = np.float64
@@ -377,8 +378,6 @@ class FusedObjective:
         with torch.no_grad():
             h = np.ascontiguousarray(((self.X - net.in_shift) * net.in_scale).numpy(), dtype=f64)
         forward, backward, penalty = [], [], []
-        g_out = None
-        prev_gx = None
         for l, layer in enumerate(net.layers):
             knots = np.ascontiguousarray(layer.knots.numpy())
             n, K = knots.shape
@@ -387,8 +386,8 @@ class FusedObjective:
             coef, sb, sp, bias = view(layer.coef), view(layer.scale_base), view(layer.scale_sp), view(layer.bias)
             mask, ns = view(layer.mask), view(layer.node_scale)
             for a, t in ((coef, layer.coef), (sb, layer.scale_base), (sp, layer.scale_sp), (bias, layer.bias)):
-                if a.ctypes.data != t.data_ptr():
-                    raise RuntimeError("compiled objective: a parameter is not a view of its storage")
+                if a.ctypes.data != t.data_ptr():  # a copy would not follow the optimiser's steps
+                    return None
             idx, vals = np.empty((n, B), np.int32), np.empty((n, B, k + 2), f64)
             dv = np.empty((n, B, k + 2), f64) if l > 0 else None
             A = np.empty((n, B, o), f64) if reg_on else None
@@ -421,6 +420,9 @@ class FusedObjective:
         if self._plan is None or self._plan[0] != key:
             self._plan = (key, self._compiled_plan())
         plan = self._plan[1]
+        if plan is None:  # a parameter without contiguous storage of its own: the numpy path
+            self.compiled = False
+            return self()
         K = _kernels
         for args in plan["forward"]:
             K.layer_forward(*args)

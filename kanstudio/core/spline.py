@@ -317,7 +317,7 @@ def _local_features(x: torch.Tensor, T: KnotTables, with_silu: bool, need_grad: 
     if U is not None and compiled and k <= 7 and n <= 512:
         c0 = torch.empty(N, dtype=torch.long)
         rest = _scratch("rest", (N,), torch.long)
-        m = _kernels.uniform_local(N, n, k, U.G, x.element_size(), x.reshape(N).numpy(), U.scale.numpy(),
+        m = _kernels.uniform_local(N, n, k, U.G, x.element_size(), x.detach().reshape(N).numpy(), U.scale.numpy(),
                                    U.shift.numpy(), *U.AD64, vals.numpy(), dvals.numpy() if need_grad else None,
                                    c0.numpy(), rest.numpy(), _block_threads(N))
         if m:
