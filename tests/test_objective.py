@@ -105,9 +105,11 @@ def test_float32_matches_autograd():
     _compare(net, X, y, 1e-3, rtol=2e-4)
 
 
-def test_not_used_for_products_or_snapped_edges():
+def test_not_used_for_snapped_edges_nor_products_without_the_compiled_loops():
     prod = KANNetwork([2, (0, 1)], seed=0)
-    assert not O.FusedObjective.supports(prod, list(prod.parameters()))
+    assert O.FusedObjective.supports(prod, list(prod.parameters())) == (O._kernels is not None)
+    prod32 = KANNetwork([2, (0, 1)], seed=0, dtype=torch.float32)
+    assert not O.FusedObjective.supports(prod32, list(prod32.parameters()))
     snapped = KANNetwork([2, 2, 1], seed=0)
     snapped.layers[0].set_symbolic(0, 1, "sin")
     assert not O.FusedObjective.supports(snapped, list(snapped.parameters()))
@@ -196,3 +198,45 @@ def test_compiled_kernel_rejects_wrong_sizes(backend):
         O._kernels.layer_forward(*args)
     with pytest.raises(ValueError, match="offsets"):
         O._kernels.layer_backward(*fused._plan[1]["backward"][0], np.zeros(3))
+
+
+@pytest.mark.parametrize("width", [[2, (0, 1)], [3, (1, 2), 1], [3, (0, 2), (1, 1)]])
+@pytest.mark.parametrize("lamb", [0.0, 1e-2])
+def test_product_nodes_match_autograd(backend, width, lamb):
+    """Product nodes (compiled path only): node_scale * prod_i phi_ij + bias over live edges; the
+    penalty covers the sum nodes' edges only, as in sparsity_penalty. One product edge is pruned
+    (factor 1) and one is exactly zero for every sample (a zero factor: no division)."""
+    net = KANNetwork(width, grid=5, k=3, seed=18)
+    X, y = _data(width[0], net.layers[-1].n_out, seed=19)
+    params = [p for p in net.parameters() if p.requires_grad]
+    if backend == "numpy":
+        assert not O.FusedObjective.supports(net, params)
+        return
+    first = net.layers[0]
+    j = first.n_out - 1  # a product node of the first layer
+    with torch.no_grad():
+        first.mask[0, j] = 0
+        first.scale_sp[1, j] = 0.0
+        first.scale_base[1, j] = 0.0
+        first.node_scale[j] = 1.7
+    assert O.FusedObjective.supports(net, params)
+    _compare(net, X, y, lamb, mu1=1.0, mu2=1.0)
+
+
+@pytest.mark.parametrize("backend", ["compiled"])
+def test_product_network_trains_through_the_compiled_objective(backend, monkeypatch):
+    X, y = _data(2, 1, n=300, seed=20)
+    y = (X[:, :1] * X[:, 1:]) * 2.0
+    cfg = TrainConfig(steps=3, lamb=1e-3, grid_update_num=1, stop_grid_update_step=3)
+    fast = KANNetwork([2, (0, 1)], seed=21)
+    calls = []
+    real_call = O.FusedObjective.__call__
+    monkeypatch.setattr(O.FusedObjective, "__call__", lambda self: calls.append(1) or real_call(self))
+    train(fast, X, y, config=cfg)
+    assert calls, "the compiled objective was not used for a product network"
+    slow = KANNetwork([2, (0, 1)], seed=21)
+    monkeypatch.setattr(O.FusedObjective, "supports", staticmethod(lambda net, params: False))
+    train(slow, X, y, config=cfg)
+    with torch.no_grad():
+        a, b = fast(X), slow(X)
+    assert float((a - b).abs().max()) < 1e-4 * float(b.abs().max())

@@ -164,7 +164,7 @@ static void *fwd_run(void *arg) {
 
 typedef struct {
     int n, B, o, k, nb, b0, b1;
-    const double *GY, *A, *rr, *V, *DV, *W;
+    const double *GY, *A, *rr, *V, *DV, *W, *DA;
     const int *I;
     double *GW, *GX, *tmp;
 } bwd_job;
@@ -183,7 +183,7 @@ static void *bwd_run(void *arg) {
             for (int b = J->b0; b < J->b1; b++) {
                 size_t ib = (size_t)i * B + b;
                 const double *v = J->V + ib * R;
-                double gb = J->GY[b];
+                double gb = J->DA ? J->DA[ib] : J->GY[b];
                 if (rr) {
                     double a = J->A[ib];
                     gb += rr[0] * sign_of(a);
@@ -206,7 +206,9 @@ static void *bwd_run(void *arg) {
             size_t ib = (size_t)i * B + b;
             const double *v = J->V + ib * R, *gy = J->GY + (size_t)b * o;
             int j0 = J->I[ib];
-            if (rr) {
+            if (J->DA) {
+                for (int j = 0; j < o; j++) g[j] = J->DA[ib * o + j];
+            } else if (rr) {
                 const double *a = J->A + ib * o;
                 for (int j = 0; j < o; j++)
                     g[j] = gy[j] + rr[j] * sign_of(a[j]);
@@ -332,7 +334,8 @@ done:
 /* ---- one layer, backward --------------------------------------------------------------- */
 
 /* g_out (B, o): d loss / d (layer output). Each edge activation gets g_out * node_scale plus,
- * when r is given, r[i, o] * sign(A[i, b, o]) (the penalty's share). The gradients of coef,
+ * when r is given, r[i, o] * sign(A[i, b, o]) (the penalty's share) -- or, when dA (n, B, o)
+ * is given (layers with product nodes), exactly dA. The gradients of coef,
  * scale_sp, scale_base and bias go into the flat gradient at the given offsets (-1: not
  * trained); gy (B, o) is scratch. gx (B, n), when given,
  * gets the gradient of the layer input. */
@@ -340,15 +343,15 @@ static PyObject *layer_backward(PyObject *self, PyObject *args) {
     int n, B, o, K, k, nthreads;
     Py_ssize_t off_coef, off_sp, off_sb, off_bias;
     Py_buffer gout, ns, coef, sb, sp, mask, idx, vals, gy, flat;
-    PyObject *A_obj, *r_obj, *dv_obj, *gx_obj;
-    Py_buffer A_view, r_view, dv_view, gx_view;
-    double *A, *rr, *dv, *gx;
-    if (!PyArg_ParseTuple(args, "iiiiiy*y*y*y*y*y*y*y*w*nnnnOOOOiw*", &n, &B, &o, &K, &k, &gout, &ns,
+    PyObject *A_obj, *r_obj, *dv_obj, *gx_obj, *dA_obj;
+    Py_buffer A_view, r_view, dv_view, gx_view, dA_view;
+    double *A, *rr, *dv, *gx, *dA;
+    if (!PyArg_ParseTuple(args, "iiiiiy*y*y*y*y*y*y*y*w*nnnnOOOOOiw*", &n, &B, &o, &K, &k, &gout, &ns,
                           &coef, &sb, &sp, &mask, &idx, &vals, &gy, &off_coef, &off_sp, &off_sb,
-                          &off_bias, &A_obj, &r_obj, &dv_obj, &gx_obj, &nthreads, &flat))
+                          &off_bias, &A_obj, &r_obj, &dv_obj, &gx_obj, &dA_obj, &nthreads, &flat))
         return NULL;
     PyObject *ret = NULL;
-    int got_A = 0, got_r = 0, got_dv = 0, got_gx = 0;
+    int got_A = 0, got_r = 0, got_dv = 0, got_gx = 0, got_dA = 0;
     if (!get_opt(A_obj, &A_view, 0, &A)) goto done;
     got_A = A != NULL;
     if (!get_opt(r_obj, &r_view, 0, &rr)) goto done;
@@ -357,9 +360,11 @@ static PyObject *layer_backward(PyObject *self, PyObject *args) {
     got_dv = dv != NULL;
     if (!get_opt(gx_obj, &gx_view, 1, &gx)) goto done;
     got_gx = gx != NULL;
+    if (!get_opt(dA_obj, &dA_view, 0, &dA)) goto done;
+    got_dA = dA != NULL;
     int nb = K - k - 1, R = k + 2;
     if (k < 1 || nb < 1) { PyErr_SetString(PyExc_ValueError, "_kernels: bad k or knots"); goto done; }
-    if ((rr != NULL) != (A != NULL) || (gx != NULL && dv == NULL)) {
+    if ((rr != NULL && A == NULL) || (gx != NULL && dv == NULL)) {
         PyErr_SetString(PyExc_ValueError, "_kernels: r needs A, gx needs dvals");
         goto done;
     }
@@ -371,8 +376,13 @@ static PyObject *layer_backward(PyObject *self, PyObject *args) {
         !check_len(&gy, (Py_ssize_t)B * o, D, "gy") ||
         (got_A && !check_len(&A_view, (Py_ssize_t)n * B * o, D, "A")) || (got_r && !check_len(&r_view, E, D, "r")) ||
         (got_dv && !check_len(&dv_view, (Py_ssize_t)n * B * R, D, "dvals")) ||
-        (got_gx && !check_len(&gx_view, (Py_ssize_t)B * n, D, "gx")))
+        (got_gx && !check_len(&gx_view, (Py_ssize_t)B * n, D, "gx")) ||
+        (got_dA && !check_len(&dA_view, (Py_ssize_t)n * B * o, D, "dA")))
         goto done;
+    if (dA && rr) {
+        PyErr_SetString(PyExc_ValueError, "_kernels: dA already holds the penalty's share; r must be None");
+        goto done;
+    }
     if ((off_coef >= 0 && off_coef + E * nb > P) || (off_sp >= 0 && off_sp + E > P) ||
         (off_sb >= 0 && off_sb + E > P) || (off_bias >= 0 && off_bias + o > P)) {
         PyErr_SetString(PyExc_ValueError, "_kernels: gradient offsets beyond the flat gradient");
@@ -399,7 +409,7 @@ static PyObject *layer_backward(PyObject *self, PyObject *args) {
         for (int t = 0; t < nt; t++) {
             bwd_job *J = &jobs[t];
             J->n = n; J->B = B; J->o = o; J->k = k; J->nb = nb;
-            J->GY = GY; J->A = A; J->rr = rr; J->V = vals.buf; J->DV = dv; J->I = idx.buf; J->W = W;
+            J->GY = GY; J->A = A; J->rr = rr; J->DA = dA; J->V = vals.buf; J->DV = dv; J->I = idx.buf; J->W = W;
             J->GW = scratch + WN + (size_t)t * (WN + o);
             J->tmp = J->GW + WN;
             J->GX = gx;
@@ -434,6 +444,7 @@ done:
     if (got_r) PyBuffer_Release(&r_view);
     if (got_dv) PyBuffer_Release(&dv_view);
     if (got_gx) PyBuffer_Release(&gx_view);
+    if (got_dA) PyBuffer_Release(&dA_view);
     return ret;
 }
 

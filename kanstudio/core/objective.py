@@ -235,14 +235,18 @@ class FusedObjective:
         self.compiled = _kernels is not None and net.dtype == torch.float64 if compiled is None else bool(compiled)
         if self.compiled and (_kernels is None or net.dtype != torch.float64):
             raise ValueError("the compiled objective needs kanstudio.core._kernels and a float64 network")
+        self._products = any(layer.n_prod for layer in net.layers)
+        if self._products and not self.compiled:
+            raise ValueError("product nodes need the compiled objective (float64, kanstudio.core._kernels)")
 
     @staticmethod
     def supports(net: KANNetwork, params) -> bool:
         params = list(params)
         known = {id(p) for layer in net.layers for name, p in layer.named_parameters(recurse=False)
                  if name in _LAYER_PARAMS}
+        products_ok = _kernels is not None and net.dtype == torch.float64  # (the numpy path has no products)
         return (net.device.type == "cpu" and net.dtype in (torch.float32, torch.float64)
-                and all(layer.n_prod == 0 and not bool(layer.sym_mask.any()) for layer in net.layers)
+                and all((layer.n_prod == 0 or products_ok) and not bool(layer.sym_mask.any()) for layer in net.layers)
                 and bool(params) and all(id(p) in known and p.dtype == net.dtype for p in params))
 
     def _basis(self, l: int) -> _Basis:
@@ -377,7 +381,7 @@ class FusedObjective:
         offsets = {(l, name): off for l, name, off, _ in self.slots}
         with torch.no_grad():
             h = np.ascontiguousarray(((self.X - net.in_shift) * net.in_scale).numpy(), dtype=f64)
-        forward, backward, penalty = [], [], []
+        forward, backward, penalty, products = [], [], [], []
         for l, layer in enumerate(net.layers):
             knots = np.ascontiguousarray(layer.knots.numpy())
             n, K = knots.shape
@@ -390,27 +394,60 @@ class FusedObjective:
                     return None
             idx, vals = np.empty((n, B), np.int32), np.empty((n, B, k + 2), f64)
             dv = np.empty((n, B, k + 2), f64) if l > 0 else None
-            A = np.empty((n, B, o), f64) if reg_on else None
+            A = np.empty((n, B, o), f64) if reg_on or layer.n_prod else None
             y, mag = np.empty((B, o), f64), np.empty((n, o), f64)
             nt = self._threads(n * B * (o + (8 if l > 0 else 0)))  # (a basis evaluation ~ 8 edge updates)
             forward.append([n, B, o, K, k, h, knots, *self._basis(l).tables, coef, sb, sp, mask, ns, bias,
                             y, mag, idx, vals, A, dv, True, nt])
             r = np.empty((n, o), f64) if reg_on else None
-            if reg_on:
-                penalty.append((n * o, mag, self.mu1, self.mu2, self.lamb / B, r))
+            if reg_on and not layer.n_prod:
+                penalty.append((None, (n * o, mag, self.mu1, self.mu2, self.lamb / B, r)))
+            elif reg_on:  # as sparsity_penalty: only the sum nodes' edges are penalised
+                ms = layer.n_sum
+                sub = (np.empty((n, ms), f64), np.empty((n, ms), f64))
+                penalty.append(((mag, r, ms, sub), (n * ms, sub[0], self.mu1, self.mu2, self.lamb / B, sub[1])))
             gx = np.empty((B, n), f64) if l > 0 else None
+            dA = np.empty((n, B, o), f64) if layer.n_prod else None  # products: every edge its own gradient
             backward.append((n, B, o, K, k, None, ns, coef, sb, sp, mask, idx, vals, np.empty((B, o), f64),
                              offsets.get((l, "coef"), -1), offsets.get((l, "scale_sp"), -1),
-                             offsets.get((l, "scale_base"), -1), offsets.get((l, "bias"), -1), A, r, dv, gx, nt))
+                             offsets.get((l, "scale_base"), -1), offsets.get((l, "bias"), -1), A,
+                             None if layer.n_prod else r, dv, gx, dA, nt))
+            products.append((layer.n_sum, mask[:, layer.n_sum :] > 0, A, y, ns, bias, r, dA) if layer.n_prod else None)
             h = y
         g_out = np.empty_like(h)
         # each layer's backward reads the gradient of its output: the next layer's gx, or the loss's
         for l in range(len(backward)):
-            src = g_out if l == len(backward) - 1 else backward[l + 1][-2]
+            src = g_out if l == len(backward) - 1 else backward[l + 1][-3]
             backward[l] = (*backward[l][:5], src, *backward[l][6:])
         loss = (B, h.shape[1], h, np.ascontiguousarray(net.out_scale.numpy(), dtype=f64),
                 np.ascontiguousarray(net.out_shift.numpy(), dtype=f64), np.ascontiguousarray(self.y, dtype=f64), g_out)
-        return {"forward": forward, "penalty": penalty, "loss": loss, "backward": backward[::-1]}
+        return {"forward": forward, "penalty": penalty, "loss": loss, "backward": backward[::-1],
+                "products": products, "products_reversed": products[::-1]}
+
+    @staticmethod
+    def _product_forward(item) -> np.ndarray:
+        """Product nodes ``node_scale * prod_i phi_ij + bias`` over live edges (the compiled
+        pass summed every column): overwrite those columns of ``y``; returns the factors."""
+        n_sum, live, A, y, ns, bias, _, _ = item
+        factors = np.where(live[:, None, :], A[:, :, n_sum:], 1.0)  # (n, B, P)
+        y[:, n_sum:] = factors.prod(0) * ns[n_sum:] + bias[n_sum:]
+        return factors
+
+    @staticmethod
+    def _product_backward(item, factors, g_out: np.ndarray, lamb_on: bool) -> None:
+        """Every edge's gradient into ``dA``: sum columns ``g_out * node_scale``, product columns
+        ``g_out * node_scale * prod_{i' != i} phi_i'j`` (prefix and suffix products, so a zero
+        factor needs no division), plus the penalty's ``r * sign(A)``."""
+        n_sum, live, A, y, ns, bias, r, dA = item
+        gY = g_out * ns
+        dA[:, :, :n_sum] = gY[None, :, :n_sum]
+        pre = np.ones_like(factors)
+        np.cumprod(factors[:-1], axis=0, out=pre[1:])
+        suf = np.ones_like(factors)
+        np.cumprod(factors[:0:-1], axis=0, out=suf[-2::-1])
+        dA[:, :, n_sum:] = pre * suf * gY[None, :, n_sum:]
+        if lamb_on:
+            dA += r[:, None, :] * np.sign(A)
 
     def _compiled_call(self) -> tuple[float, np.ndarray, float, float]:
         """:meth:`__call__` through the compiled loops (``_kernels.c``): the same objective, one
@@ -421,17 +458,31 @@ class FusedObjective:
             self._plan = (key, self._compiled_plan())
         plan = self._plan[1]
         if plan is None:  # a parameter without contiguous storage of its own: the numpy path
+            if self._products:
+                raise RuntimeError("compiled objective: a parameter of a product-node network is not a view of its storage")
             self.compiled = False
             return self()
         K = _kernels
-        for args in plan["forward"]:
+        factors = []
+        for args, prod in zip(plan["forward"], plan["products"]):
             K.layer_forward(*args)
+            factors.append(self._product_forward(prod) if prod is not None else None)
         plan["forward"][0][-2] = False  # the input layer's basis stays valid until the plan changes
         mse = K.mse_grad(*plan["loss"])
         reg = 0.0
-        for args in plan["penalty"]:
-            reg += K.l1_entropy(*args)
+        for part, args in plan["penalty"]:
+            if part is None:
+                reg += K.l1_entropy(*args)
+                continue
+            mag, r, ms, (mag_s, r_s) = part  # a layer with product nodes: its sum columns only
+            r[:, ms:] = 0.0
+            if ms:
+                mag_s[...] = mag[:, :ms]
+                reg += K.l1_entropy(*args)
+                r[:, :ms] = r_s
         flat = np.zeros(self.size, dtype=np.float64)
-        for args in plan["backward"]:
+        for args, prod, fac in zip(plan["backward"], plan["products_reversed"], factors[::-1]):
+            if prod is not None:
+                self._product_backward(prod, fac, args[5], self.lamb > 0)
             K.layer_backward(*args, flat)
         return mse + self.lamb * reg, flat, mse, reg
