@@ -5,15 +5,10 @@ order ``k``; an extended knot vector has ``G + 2k + 1`` knots and carries ``G + 
 """
 from __future__ import annotations
 
-import math
-import threading
-
 import torch
 
-try:  # compiled block assembly (optional, see _kernels.c)
-    from . import _kernels
-except ImportError:  # pragma: no cover - exercised where no C compiler was available
-    _kernels = None
+from .cellindex import _CellIndex
+from .compiled_block import _assemble_compiled, _block_threads, _compiled_ok, _grad_x_compiled, _kernels, _scratch
 
 __all__ = [
     "uniform_grid",
@@ -153,70 +148,6 @@ class _UniformGrid:
         self.D = D.to(dt).contiguous()
         self.AD64 = (A.cpu().contiguous().numpy(), D.cpu().contiguous().numpy())  # the compiled pass's (float64)
         return self
-
-
-class _CellIndex:
-    """Span lookup without a binary search: each input's knot range is cut into ``Nc`` equal
-    cells, narrower than half the smallest knot gap, so a cell holds at most one knot. A sample's
-    span is then the span at its cell's left edge plus one if it lies at or past the cell's knot:
-    a handful of vectorised elementwise ops instead of a branchy binary search (about 2x faster
-    than ``torch.searchsorted`` for 40k samples on CPU, and no transposes).
-
-    Rounding at a cell edge can only move a sample that sits within rounding of a knot to the
-    neighbouring span, where the (continuous) basis has the same value to rounding. Knot vectors
-    too uneven for a small table (``Nc`` > ``MAX_CELLS``) keep ``torch.searchsorted``.
-    """
-
-    MAX_CELLS = 4096
-
-    @classmethod
-    def build(cls, knots: torch.Tensor, S: int) -> "_CellIndex | None":
-        t = knots.double()
-        n, K = t.shape
-        gaps = t.diff(dim=1)
-        lo, hi = t[:, 0], t[:, -1]
-        if K < 2 or not bool((gaps > 0).all()) or not bool(torch.isfinite(t).all()):
-            return None
-        ratio = float(((hi - lo) / gaps.min(1).values).max())
-        Nc = int(math.ceil(2.0 * ratio)) + 1
-        if Nc > cls.MAX_CELLS:
-            return None
-        self = cls()
-        dev = knots.device
-        inv_w = Nc / (hi - lo)  # cells per unit, (n,)
-        # cell c' = floor((x - lo) * inv_w) + 1 in [0, Nc + 1]; 0: left of the knots, Nc + 1: right
-        edges = lo[:, None] + (hi - lo)[:, None] * (torch.arange(Nc, dtype=t.dtype, device=dev) / Nc)  # (n, Nc)
-        cnt = torch.searchsorted(t.contiguous(), edges.contiguous(), right=True)  # knots <= left edge
-        nxt = torch.cat([t, torch.full((n, 1), math.inf, dtype=t.dtype, device=dev)], 1).gather(1, cnt.clamp_max(K))
-        right = torch.cat([edges[:, 1:], hi[:, None]], 1)
-        # The knot inside the cell, if any; NaN (never <= x, not even for x = +inf) otherwise.
-        tin = torch.where(nxt < right, nxt, torch.full_like(nxt, math.nan))
-        cnt = torch.cat([torch.zeros(n, 1, dtype=cnt.dtype, device=dev), cnt,
-                         torch.full((n, 1), K, dtype=cnt.dtype, device=dev)], 1)
-        tin = torch.cat([torch.full((n, 1), math.nan, dtype=t.dtype, device=dev), tin,
-                         torch.full((n, 1), math.nan, dtype=t.dtype, device=dev)], 1)
-        row = torch.arange(n, device=dev)[:, None]
-        self.span = (cnt + row * S).reshape(-1)  # flat (input, span) index at each cell's left edge
-        self.knot = tin.reshape(-1).to(knots.dtype)
-        # One clamp keeps every later step finite: far below / above the knots -> half a cell
-        # outside them (cells 0 and Nc + 1, "outside" cells with zero polynomials).
-        self.lo = (lo - 0.5 * (hi - lo) / Nc).to(knots.dtype)
-        self.hi = (hi + 0.5 * (hi - lo) / Nc).to(knots.dtype)
-        # flat cell index = clamp(floor((x - lo) * Nc / (hi - lo)) + 1, 0, Nc + 1) + input * (Nc + 2);
-        # the input offset is added in integers, so float32 keeps its precision for the fraction.
-        self.scale = inv_w.to(knots.dtype)
-        self.shift = (1.0 - lo * inv_w).to(knots.dtype)
-        self.top = Nc + 1
-        self.first = row[:, 0] * (Nc + 2)
-        return self
-
-    def lookup(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x (batch, n_in)`` -> (flat (input, span) index ``(batch * n_in,)``, ``x`` clamped into
-        the cells' range). NaN lands in some outside cell (any is fine: its values are NaN anyway)."""
-        xc = torch.clamp(x, self.lo, self.hi)
-        ci = torch.addcmul(self.shift, xc, self.scale).to(torch.long)
-        ci = ci.clamp_(0, self.top).add_(self.first).view(-1)  # the clamp also guards NaN (undefined int)
-        return self.span.take(ci) + (xc.view(-1) >= self.knot.take(ci)), xc
 
 
 def _span_polynomials(knots: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -446,55 +377,6 @@ def _features_impl(x: torch.Tensor, T: KnotTables, with_silu: bool, need_grad: b
     if with_silu:
         cols[:, -1] = T.n_basis
     return F, cols, dvals
-
-
-_thread_scratch = threading.local()
-
-
-def _scratch(name: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
-    """A CPU buffer reused by this thread from one call to the next (contents undefined)."""
-    bufs = getattr(_thread_scratch, "bufs", None)
-    if bufs is None:
-        bufs = _thread_scratch.bufs = {}
-    t = bufs.get(name)
-    if t is None or t.dtype != dtype or t.numel() < math.prod(shape):
-        t = bufs[name] = torch.empty(math.prod(shape), dtype=dtype)
-    return t[: math.prod(shape)].view(shape)
-
-
-def _compiled_ok(*ts: torch.Tensor) -> bool:
-    return _kernels is not None and all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
-                                        for t in ts)
-
-
-def _block_threads(N: int) -> int:
-    """One: between torch's own ops, its OpenMP workers are still spinning on the other cores,
-    and splitting these passes across threads measured slower (64 -> 64 layer, batch 4096)."""
-    return 1
-
-
-def _assemble_compiled(vals: torch.Tensor, c0: torch.Tensor, b: int, n: int, width: int, k: int) -> torch.Tensor:
-    """:func:`_assemble`'s block in one compiled pass (``_kernels.assemble``)."""
-    N = b * n
-    F = vals.new_empty(b, n, width)
-    _kernels.assemble(N, width, k, vals.shape[0] > k + 1, vals.element_size(), vals.contiguous().numpy(),
-                      c0.contiguous().numpy(), F.numpy(), _block_threads(N))
-    return F
-
-
-def _grad_x_compiled(grad: torch.Tensor, c0: torch.Tensor, dL: torch.Tensor, with_silu: bool) -> torch.Tensor:
-    """:func:`_grad_x` in one compiled pass (``_kernels.block_grad``); ``grad`` in any layout
-    whose rows are contiguous."""
-    b, n, width = grad.shape
-    if grad.stride(-1) != 1 or grad.dtype != dL.dtype:
-        grad = grad.contiguous().to(dL.dtype)
-    sb, sn, _ = grad.stride()
-    flat = grad.as_strided(((b - 1) * sb + (n - 1) * sn + width,), (1,)) if grad.numel() else grad.reshape(-1)
-    gx = dL.new_empty(b, n)
-    _kernels.block_grad(b * n, width, dL.shape[0] - 1 - with_silu, with_silu, dL.element_size(), n, sb, sn,
-                        flat.detach().numpy(), c0.contiguous().numpy(), dL.contiguous().numpy(), gx.numpy(),
-                        _block_threads(b * n))
-    return gx
 
 
 class _Features(torch.autograd.Function):
