@@ -17,7 +17,7 @@ done
 
 PY=${PYTHON:-python3}
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-# A C compiler and Python's headers build kanstudio/core/_kernels.c (the training loops).
+# A C compiler and Python's headers build kanstudio/core/csrc/*.c (the training loops).
 # Without them kanstudio still installs and trains, through numpy, ~2x slower.
 if ! command -v cc >/dev/null 2>&1 || ! "$PY" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
   echo "== installing a C compiler and Python headers (Debian: gcc, python3-dev)" >&2

@@ -1,5 +1,5 @@
 """The autograd layers' dense feature block, built and differentiated by compiled passes
-(``_kernels.c``): one streaming pass each for the block, for its input gradient and for the
+(``csrc/block.c``): one streaming pass each for the block, for its input gradient and for the
 uniform-knot shortcut's local values, instead of a zero fill and a scatter per slot, a gather
 per slot, and a dozen elementwise torch ops. spline.py decides when to use them
 (:func:`_compiled_ok`) and keeps the torch versions for CUDA, other dtypes and builds without a

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-try:  # the compiled two-loop recursion (optional, see _kernels.c)
+try:  # the compiled two-loop recursion (optional, see csrc/lbfgs.c)
     from . import _kernels
 except ImportError:  # pragma: no cover - exercised where no C compiler was available
     _kernels = None

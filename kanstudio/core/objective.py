@@ -6,7 +6,7 @@ and LBFGS evaluates it ~25 times per step. Through autograd each evaluation is ~
 and a graph walk, ~1.5 ms. Two implementations, both tested against autograd so they cannot
 drift apart:
 
-- float64: the compiled loops of ``_kernels.c`` (~0.24 ms), one forward and one backward pass
+- float64: the compiled loops of ``csrc/layer.c`` (~0.24 ms), one forward and one backward pass
   per layer over each sample's k + 1 nonzero basis functions; sum and product nodes;
 - otherwise (float32, or no C compiler at install): numpy on reused buffers (~0.7 ms), sum
   nodes only.
@@ -29,7 +29,7 @@ from .network import KANNetwork
 from .regularize import _l1_entropy
 from .spline import KnotTables, _span_polynomials
 
-try:  # the compiled loops (setup.py builds them; optional, see _kernels.c)
+try:  # the compiled loops (setup.py builds them from csrc/; optional)
     from . import _kernels
 except ImportError:  # pragma: no cover - exercised where no C compiler was available
     _kernels = None
@@ -456,7 +456,7 @@ class FusedObjective:
             dA += r[:, None, :] * np.sign(A)
 
     def _compiled_call(self) -> tuple[float, np.ndarray, float, float]:
-        """:meth:`__call__` through the compiled loops (``_kernels.c``): the same objective, one
+        """:meth:`__call__` through the compiled loops (``csrc/layer.c``): the same objective, one
         forward and one backward call per layer that touch only the k + 1 nonzero basis
         functions of each sample; the input layer's basis is computed once per plan."""
         key = self._plan_key()

@@ -1,0 +1,58 @@
+/* Shared by the compiled kernels of kanstudio.core._kernels (see module.c for the index):
+ * argument checks on Python buffers and a tiny fork-join over sample ranges. */
+#ifndef KANSTUDIO_KERNELS_H
+#define KANSTUDIO_KERNELS_H
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXTHREADS 8
+
+/* ---- argument checking ---------------------------------------------------------------- */
+
+static inline int check_len(Py_buffer *b, Py_ssize_t count, Py_ssize_t item, const char *name) {
+    if (b->len != count * item) {
+        PyErr_Format(PyExc_ValueError, "_kernels: %s has %zd bytes, expected %zd", name, b->len,
+                     count * item);
+        return 0;
+    }
+    return 1;
+}
+
+/* An optional buffer: None gives buf == NULL. */
+static inline int get_opt(PyObject *obj, Py_buffer *view, int writable, double **out) {
+    *out = NULL;
+    if (obj == Py_None) return 1;
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return 0;
+    *out = (double *)view->buf;
+    return 1;
+}
+
+/* Runs fn on jobs[0..nt-1], jobs[0] on the calling thread; nt == 1 starts no thread. */
+static inline void run_jobs(void *(*fn)(void *), void *jobs, size_t size, int nt) {
+    pthread_t th[MAXTHREADS];
+    int started[MAXTHREADS] = {0};
+    for (int t = 1; t < nt; t++)
+        started[t] = pthread_create(&th[t], NULL, fn, (char *)jobs + t * size) == 0;
+    fn(jobs);
+    for (int t = 1; t < nt; t++) {
+        if (started[t]) pthread_join(th[t], NULL);
+        else fn((char *)jobs + t * size);  /* no thread: do its share here */
+    }
+}
+
+/* the module's functions, one file per concept */
+PyObject *layer_forward(PyObject *self, PyObject *args);  /* layer.c */
+PyObject *layer_backward(PyObject *self, PyObject *args); /* layer.c */
+PyObject *mse_grad(PyObject *self, PyObject *args);       /* loss.c */
+PyObject *l1_entropy(PyObject *self, PyObject *args);     /* loss.c */
+PyObject *assemble(PyObject *self, PyObject *args);       /* block.c */
+PyObject *block_grad(PyObject *self, PyObject *args);     /* block.c */
+PyObject *uniform_local(PyObject *self, PyObject *args);  /* block.c */
+PyObject *two_loop(PyObject *self, PyObject *args);       /* lbfgs.c */
+
+#endif
