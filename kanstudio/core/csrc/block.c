@@ -70,12 +70,17 @@ static int check_c0(const long long *c0, Py_ssize_t N, Py_ssize_t width, int k, 
     return 1;
 }
 
-static void split_rows(block_job *jobs, int nt, Py_ssize_t N) {
+/* Runs fn over rows 0..N-1 of jobs[0]'s block, split into nt equal ranges, GIL released. */
+static void run_rows(void *(*fn)(void *), block_job *jobs, int nt, Py_ssize_t N) {
+    if (nt < 1 || nt > MAXTHREADS) nt = 1;
     for (int t = 0; t < nt; t++) {
         if (t > 0) jobs[t] = jobs[0];
         jobs[t].q0 = N * t / nt;
         jobs[t].q1 = N * (t + 1) / nt;
     }
+    Py_BEGIN_ALLOW_THREADS
+    run_jobs(fn, jobs, sizeof(block_job), nt);
+    Py_END_ALLOW_THREADS
 }
 
 /* assemble(N, width, k, silu, itemsize, vals (k+1+silu, N), c0 (N,) int64, F (N, width), nthreads) */
@@ -97,15 +102,11 @@ PyObject *assemble(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "_kernels.assemble: a window start lies outside the block");
         goto done;
     }
-    if (nthreads < 1 || nthreads > MAXTHREADS) nthreads = 1;
     {
         block_job jobs[MAXTHREADS];
         jobs[0] = (block_job){.N = N, .width = width, .k = k, .silu = silu, .itemsize = itemsize,
                               .c0 = c0.buf, .vals = vals.buf, .F = F.buf};
-        split_rows(jobs, nthreads, N);
-        Py_BEGIN_ALLOW_THREADS
-        run_jobs(assemble_run, jobs, sizeof(block_job), nthreads);
-        Py_END_ALLOW_THREADS
+        run_rows(assemble_run, jobs, nthreads, N);
     }
     ret = Py_None;
     Py_INCREF(ret);
@@ -140,15 +141,11 @@ PyObject *block_grad(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "_kernels.block_grad: a window start lies outside the block");
         goto done;
     }
-    if (nthreads < 1 || nthreads > MAXTHREADS) nthreads = 1;
     {
         block_job jobs[MAXTHREADS];
         jobs[0] = (block_job){.N = N, .width = width, .n = n, .sb = sb, .sn = sn, .k = k, .silu = silu,
                               .itemsize = itemsize, .c0 = c0.buf, .vals = dL.buf, .F = grad.buf, .gx = gx.buf};
-        split_rows(jobs, nthreads, N);
-        Py_BEGIN_ALLOW_THREADS
-        run_jobs(grad_run, jobs, sizeof(block_job), nthreads);
-        Py_END_ALLOW_THREADS
+        run_rows(grad_run, jobs, nthreads, N);
     }
     ret = Py_None;
     Py_INCREF(ret);
