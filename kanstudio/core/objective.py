@@ -78,9 +78,18 @@ class _Basis:
         self.uniform = bool(np.all(step > 0) and np.all(
             np.abs(np.diff(self.knots, axis=1) - step[:, None]) <= tol * step[:, None]))
         if self.uniform:
-            unit, _, _ = _span_polynomials(torch.arange(K, dtype=torch.float64)[None], k)
-            self.card = unit[0, k + 1].numpy().astype(dtype)[:, :, None]  # (degree, slot, 1), span [t_k, t_k+1)
             self.t0, self.inv_step = self.knots[:, :1], (1.0 / step)[:, None].astype(dtype)
+        self._card = None
+
+    @property
+    def card(self) -> np.ndarray:
+        """The cardinal pieces ``(degree, slot, 1)`` on span ``[t_k, t_k+1)`` of unit knots: only
+        the numpy path's uniform shortcut reads them, so they are built on first use."""
+        if self._card is None:
+            K = self.knots.shape[1]
+            unit, _, _ = _span_polynomials(torch.arange(K, dtype=torch.float64)[None], self.k)
+            self._card = unit[0, self.k + 1].numpy().astype(self.knots.dtype)[:, :, None]
+        return self._card
 
     def features(self, hT: np.ndarray, need_grad: bool, ws: "_Workspace"):
         """``hT (n, B)`` -> ``F (n, B, M)``, the flat positions in ``F`` of each sample's ``k + 2``
