@@ -11,15 +11,21 @@ from kanstudio.core.regularize import sparsity_penalty
 from kanstudio.core.train import TrainConfig, train
 
 
-@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+@pytest.fixture(autouse=True, params=["compiled", "compiled-generic", "numpy"])
 def backend(request, monkeypatch):
-    """Every test runs on both implementations: the compiled loops (float64) and the numpy
+    """Every test runs on every implementation: the compiled loops (float64) with the best
+    instruction set of this machine and with the plain one every machine has, and the numpy
     objective that replaces them where no C compiler built ``_kernels``."""
     if request.param == "numpy":
         monkeypatch.setattr(O, "_kernels", None)
-    else:
-        assert O._kernels is not None, "kanstudio.core._kernels was not built"
-    return request.param
+        yield request.param
+        return
+    assert O._kernels is not None, "kanstudio.core._kernels was not built"
+    O._kernels.isa("generic" if request.param == "compiled-generic" else "auto")
+    try:
+        yield request.param.split("-")[0]
+    finally:
+        O._kernels.isa("auto")
 
 
 def _data(n_in, n_out, n=300, seed=0, spread=1.0, dtype=torch.float64):
@@ -58,11 +64,46 @@ def _compare(net, X, y, lamb, mu1=1.0, mu2=2.0, rtol=1e-9):
 
 
 @pytest.mark.parametrize("lamb", [0.0, 1e-2])
-@pytest.mark.parametrize("width,k", [([2, 5, 1], 3), ([3, 4, 4, 2], 2), ([1, 3, 1], 1), ([2, 3, 1], 5)])
+@pytest.mark.parametrize("width,k", [([2, 5, 1], 3), ([3, 4, 4, 2], 2), ([1, 3, 1], 1), ([2, 3, 1], 5),
+                                     ([3, 9, 6, 1], 3)])
 def test_matches_autograd(width, k, lamb):
     net = KANNetwork(width, grid=5, k=k, seed=1)
     X, y = _data(width[0], width[-1])
     _compare(net, X, y, lamb)
+
+
+@pytest.mark.parametrize("backend", ["compiled"])  # the loops' own threads: both instruction sets inside
+@pytest.mark.parametrize("lamb", [0.0, 1e-2])
+def test_matches_autograd_with_the_samples_split_over_threads(backend, lamb):
+    """Layers large enough to be split over two threads (csrc/pool.c), products included; a
+    second run gives bit-identical results (each thread owns a fixed sample range)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for isa in ("generic", "auto"):
+            O._kernels.isa(isa)
+            net = KANNetwork([4, (9, 1), 3], grid=5, k=3, seed=3)
+            X, y = _data(4, 3, n=6000, seed=4)
+            assert O.FusedObjective._threads(4 * 6000 * (10 + 8)) == 2
+            fused = _compare(net, X, y, lamb, mu1=1.0, mu2=1.0)
+            first = fused()
+            again = fused()
+            assert first[0] == again[0]
+            np.testing.assert_array_equal(first[1], again[1])
+    finally:
+        torch.set_num_threads(before)
+        O._kernels.isa("auto")
+
+
+@pytest.mark.parametrize("backend", ["compiled"])
+def test_instruction_sets_can_be_chosen(backend):
+    K = O._kernels
+    assert K.isa("generic") == "generic"
+    best = K.isa("auto")
+    assert best in ("generic", "avx2")
+    with pytest.raises(ValueError, match="no sse9 loops"):
+        K.isa("sse9")
+    assert K.isa() == best
 
 
 def test_matches_autograd_after_grid_update_pruning_and_scaling():

@@ -407,9 +407,10 @@ class FusedObjective:
             for a, t in ((coef, layer.coef), (sb, layer.scale_base), (sp, layer.scale_sp), (bias, layer.bias)):
                 if a.ctypes.data != t.data_ptr():  # a copy would not follow the optimiser's steps
                     return None
-            idx, vals = np.empty((n, B), np.int32), np.empty((n, B, k + 2), f64)
-            dv = np.empty((n, B, k + 2), f64) if l > 0 else None
-            A = np.empty((n, B, o), f64) if reg_on or layer.n_prod else None
+            # sample-major, as csrc/layer.c reads them
+            idx, vals = np.empty((B, n), np.int32), np.empty((B, n, k + 2), f64)
+            dv = np.empty((B, n, k + 2), f64) if l > 0 else None
+            A = np.empty((B, n, o), f64) if reg_on or layer.n_prod else None
             y, mag = np.empty((B, o), f64), np.empty((n, o), f64)
             nt = self._threads(n * B * (o + (8 if l > 0 else 0)))  # (a basis evaluation ~ 8 edge updates)
             forward.append([n, B, o, K, k, h, knots, *self._basis(l).tables, coef, sb, sp, mask, ns, bias,
@@ -422,7 +423,7 @@ class FusedObjective:
                 sub = (np.empty((n, ms), f64), np.empty((n, ms), f64))
                 penalty.append(((mag, r, ms, sub), (n * ms, sub[0], self.mu1, self.mu2, self.lamb / B, sub[1])))
             gx = np.empty((B, n), f64) if l > 0 else None
-            dA = np.empty((n, B, o), f64) if layer.n_prod else None  # products: every edge its own gradient
+            dA = np.empty((B, n, o), f64) if layer.n_prod else None  # products: every edge its own gradient
             backward.append((n, B, o, K, k, None, ns, coef, sb, sp, mask, idx, vals, np.empty((B, o), f64),
                              offsets.get((l, "coef"), -1), offsets.get((l, "scale_sp"), -1),
                              offsets.get((l, "scale_base"), -1), offsets.get((l, "bias"), -1), A,
@@ -444,25 +445,25 @@ class FusedObjective:
         """Product nodes ``node_scale * prod_i phi_ij + bias`` over live edges (the compiled
         pass summed every column): overwrite those columns of ``y``; returns the factors."""
         n_sum, live, A, y, ns, bias, _, _ = item
-        factors = np.where(live[:, None, :], A[:, :, n_sum:], 1.0)  # (n, B, P)
-        y[:, n_sum:] = factors.prod(0) * ns[n_sum:] + bias[n_sum:]
+        factors = np.where(live[None], A[:, :, n_sum:], 1.0)  # (B, n, P)
+        y[:, n_sum:] = factors.prod(1) * ns[n_sum:] + bias[n_sum:]
         return factors
 
     @staticmethod
     def _product_backward(item, factors, g_out: np.ndarray, lamb_on: bool) -> None:
-        """Every edge's gradient into ``dA``: sum columns ``g_out * node_scale``, product columns
-        ``g_out * node_scale * prod_{i' != i} phi_i'j`` (prefix and suffix products, so a zero
-        factor needs no division), plus the penalty's ``r * sign(A)``."""
+        """Every edge's gradient into ``dA (B, n, o)``: sum columns ``g_out * node_scale``,
+        product columns ``g_out * node_scale * prod_{i' != i} phi_i'j`` (prefix and suffix
+        products, so a zero factor needs no division), plus the penalty's ``r * sign(A)``."""
         n_sum, live, A, y, ns, bias, r, dA = item
         gY = g_out * ns
-        dA[:, :, :n_sum] = gY[None, :, :n_sum]
+        dA[:, :, :n_sum] = gY[:, None, :n_sum]
         pre = np.ones_like(factors)
-        np.cumprod(factors[:-1], axis=0, out=pre[1:])
+        np.cumprod(factors[:, :-1], axis=1, out=pre[:, 1:])
         suf = np.ones_like(factors)
-        np.cumprod(factors[:0:-1], axis=0, out=suf[-2::-1])
-        dA[:, :, n_sum:] = pre * suf * gY[None, :, n_sum:]
+        np.cumprod(factors[:, :0:-1], axis=1, out=suf[:, -2::-1])
+        dA[:, :, n_sum:] = pre * suf * gY[:, None, n_sum:]
         if lamb_on:
-            dA += r[:, None, :] * np.sign(A)
+            dA += r[None] * np.sign(A)
 
     def _compiled_call(self) -> tuple[float, np.ndarray, float, float]:
         """:meth:`__call__` through the compiled loops (``csrc/layer.c``): the same objective, one

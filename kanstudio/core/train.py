@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -247,6 +248,7 @@ def train(
     emit("start", 0, math.nan, 0.0)
     snap = _Snapshot()
     last_mse, last_reg = math.nan, 0.0
+    mse_is_current = False  # last_mse is the training mse of the model as it is now
     step = 0
     while step < config.steps:
         control.wait_while_paused()
@@ -270,6 +272,7 @@ def train(
                             raise _Interrupted
                         if fused is not None:
                             loss, grad, stats["mse"], stats["reg"] = fused()
+                            stats["x"] = opt.flat.numpy().copy()  # where mse was measured
                             return loss, grad
                         opt.zero_grad()
                         loss, mse, reg = objective(None)
@@ -280,6 +283,9 @@ def train(
                     opt.step(closure)
                     prev = last_mse + config.lamb * last_reg
                     last_mse, last_reg = stats.get("mse", math.nan), stats.get("reg", 0.0)
+                    # The line search usually ends on the point it accepts; then the last
+                    # evaluation's mse is the model's and the final RMSE needs no forward pass.
+                    mse_is_current = "x" in stats and np.array_equal(stats["x"], opt.flat.numpy())
                     if math.isfinite(prev) and not (last_mse + config.lamb * last_reg < prev * (1 - 1e-9)):
                         # No progress in a whole step: the curvature memory is stale (product
                         # nodes' scale symmetry does this), so restart LBFGS from here.
@@ -291,13 +297,16 @@ def train(
                     loss.backward()
                     opt.step()
                     last_mse, last_reg = float(mse.detach()), float(reg.detach())
+                    mse_is_current = False  # measured before the step
             except _Interrupted:
                 _restore(net, good)
+                mse_is_current = False
                 result.status = "stopped"
                 break
             ok = math.isfinite(last_mse) and math.isfinite(last_reg) and _finite(net)
             if not ok:
                 _restore(net, good)
+                mse_is_current = False
                 result.rollbacks += 1
                 lr_scale *= 0.5
                 opt = make_optimizer(lr_scale)
@@ -320,7 +329,7 @@ def train(
                 emit("progress", step, math.sqrt(max(last_mse, 0.0)), last_reg)
     result.steps = step
     _release(opt)
-    final_rmse = _current_rmse(net, X, y)
+    final_rmse = math.sqrt(max(last_mse, 0.0)) if mse_is_current else _current_rmse(net, X, y)
     emit(result.status, step, final_rmse, last_reg, result.message)
     return result
 

@@ -1,5 +1,5 @@
 /* Shared by the compiled kernels of kanstudio.core._kernels (see module.c for the index):
- * argument checks on Python buffers and a tiny fork-join over sample ranges. */
+ * argument checks on Python buffers and the fork-join of pool.c. */
 #ifndef KANSTUDIO_KERNELS_H
 #define KANSTUDIO_KERNELS_H
 #define PY_SSIZE_T_CLEAN
@@ -32,22 +32,14 @@ static inline int get_opt(PyObject *obj, Py_buffer *view, int writable, double *
     return 1;
 }
 
-/* Runs fn on jobs[0..nt-1], jobs[0] on the calling thread; nt == 1 starts no thread. */
-static inline void run_jobs(void *(*fn)(void *), void *jobs, size_t size, int nt) {
-    pthread_t th[MAXTHREADS];
-    int started[MAXTHREADS] = {0};
-    for (int t = 1; t < nt; t++)
-        started[t] = pthread_create(&th[t], NULL, fn, (char *)jobs + t * size) == 0;
-    fn(jobs);
-    for (int t = 1; t < nt; t++) {
-        if (started[t]) pthread_join(th[t], NULL);
-        else fn((char *)jobs + t * size);  /* no thread: do its share here */
-    }
-}
+/* Runs fn on jobs[0..nt-1] (each `size` bytes), jobs[0] on the calling thread, the others on
+ * the pool's workers (pool.c); nt <= 1 runs on the caller only. Call without the GIL. */
+void run_jobs(void *(*fn)(void *), void *jobs, size_t size, int nt);
 
 /* the module's functions, one file per concept */
 PyObject *layer_forward(PyObject *self, PyObject *args);  /* layer.c */
 PyObject *layer_backward(PyObject *self, PyObject *args); /* layer.c */
+PyObject *layer_isa(PyObject *self, PyObject *args);      /* layer.c */
 PyObject *mse_grad(PyObject *self, PyObject *args);       /* loss.c */
 PyObject *l1_entropy(PyObject *self, PyObject *args);     /* loss.c */
 PyObject *assemble(PyObject *self, PyObject *args);       /* block.c */

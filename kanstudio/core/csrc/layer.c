@@ -1,209 +1,115 @@
 /* One plain-spline KAN layer of the training objective (objective.py), forward and backward,
- * float64: one pass over (input, sample, output) that touches only the k + 1 nonzero basis
+ * float64: one pass over (sample, input, output) that touches only the k + 1 nonzero basis
  * functions of each sample, threaded over sample ranges, GIL released.
  *
  * Shapes (all C-contiguous float64 unless said): layer input h (B, n), knots (n, K), coef
  * (n, o, nb) with nb = K - k - 1, per-edge scale_base / scale_sp / mask (n, o), node_scale and
- * bias (o). Per-sample basis cache: first function index idx (n, B) int32 and values vals
- * (n, B, k + 2): the k + 1 B-splines of the sample's span, then silu(x); dvals the same for d/dx. */
+ * bias (o). Per-sample basis cache, sample-major like everything per (sample, input): first
+ * function index idx (B, n) int32 and values vals (B, n, k + 2): the k + 1 B-splines of the
+ * sample's span, then silu(x); dvals the same for d/dx. Edge activations A and their gradients
+ * dA are (B, n, o). (Input-major, the loops over samples read 3n streams far apart; the
+ * hardware prefetchers lost track and the passes ran ~2x slower.) */
 #include "kernels.h"
-
-/* ---- B-spline basis on one knot vector ------------------------------------------------- */
-
-/* The basis comes as per-span polynomial tables (spline.py's _span_polynomials, the same ones
- * the torch layers and the numpy objective use): span s = number of knots <= x (0 and K are
- * outside the knots, where the tables are zero; NaN lands in 0), u = x - span_t[s], and the
- * k + 1 values are sum_d tab[s][d][r] u^d for functions start[s] + r -- every index valid. */
-static inline int basis_at(const double *t, int K, int k, const double *tab, const double *span_t,
-                           const int *start, double x, double *v, double *d) {
-    int s = 0;
-    for (int j = 0; j < K; j++) s += x >= t[j];
-    int R = k + 1;
-    const double *c = tab + (size_t)s * R * R;
-    double u = x - span_t[s];
-    for (int r = 0; r < R; r++) {
-        double p = c[k * R + r], dp = 0.0;
-        for (int e = k - 1; e >= 0; e--) {
-            dp = dp * u + p;
-            p = p * u + c[e * R + r];
-        }
-        v[r] = p;
-        if (d) d[r] = dp;
-    }
-    return start[s];
-}
-
-static inline void silu_at(double x, double *v, double *d) {
-    double sig = 1.0 / (1.0 + exp(-x));
-    *v = x * sig;
-    if (d) *d = sig * (1.0 + x * (1.0 - sig));
-}
-
-/* sign(a) without branches: the signs of a layer's activations are close to random, and a
- * mispredicted branch per (sample, edge) cost more than the rest of the penalty. (NaN gives 0;
- * the loss is NaN then anyway, and training rolls back.) */
-static inline double sign_of(double a) { return (double)((a > 0.0) - (a < 0.0)); }
-
 /* ---- one layer: the per-sample loops, on a range of samples ------------------------------ */
 
-/* Effective weights, output-minor so the loops over outputs are contiguous: W[i][q][j] =
- * mask * scale_sp * coef[i][j][q] for the nb spline functions q, and W[i][nb][j] = mask *
- * scale_base for silu. */
-static void effective_weights(int n, int o, int nb, const double *C, const double *SB, const double *SP,
-                              const double *MK, double *W) {
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < o; j++) {
-            size_t e = (size_t)i * o + j;
-            double *w = W + (size_t)i * (nb + 1) * o + j;
-            double f = MK[e] * SP[e];
-            for (int q = 0; q < nb; q++) w[(size_t)q * o] = f * C[e * nb + q];
-            w[(size_t)nb * o] = MK[e] * SB[e];
-        }
-}
-
 typedef struct {
-    int n, B, o, K, k, nb, compute, b0, b1;
+    int n, B, o, oP, K, k, nb, compute, b0, b1;
     const double *H, *T, *TAB, *ST, *W, *NS, *BI;
     const int *START;
-    double *Y, *A, *V, *DV, *mag, *tmp;
+    double *Y, *A, *V, *DV, *mag;
     int *I;
 } fwd_job;
 
-static void *fwd_run(void *arg) {
-    fwd_job *J = arg;
-    int n = J->n, B = J->B, o = J->o, K = J->K, k = J->k, nb = J->nb, R = k + 2;
-    for (int b = J->b0; b < J->b1; b++)
-        for (int j = 0; j < o; j++) J->Y[(size_t)b * o + j] = J->BI[j];
-    for (int e = 0; e < n * o; e++) J->mag[e] = 0.0;
-    for (int i = 0; i < n; i++) {
-        if (J->compute) {
-            const double *t = J->T + (size_t)i * K, *tb = J->TAB + (size_t)i * (K + 1) * (k + 1) * (k + 1);
-            const double *st = J->ST + (size_t)i * (K + 1);
-            const int *sti = J->START + (size_t)i * (K + 1);
-            for (int b = J->b0; b < J->b1; b++) {
-                size_t ib = (size_t)i * B + b;
-                double x = J->H[(size_t)b * n + i];
-                double *v = J->V + ib * R, *d = J->DV ? J->DV + ib * R : NULL;
-                J->I[ib] = basis_at(t, K, k, tb, st, sti, x, v, d);
-                silu_at(x, v + k + 1, d ? d + k + 1 : NULL);
-            }
-        }
-        const double *Wi = J->W + (size_t)i * (nb + 1) * o, *ws = Wi + (size_t)nb * o;
-        double *mag = J->mag + (size_t)i * o;
-        if (o == 1) {  /* one output (the last layer): plain scalar loop, no inner vectors */
-            double ns = J->NS[0], m = 0.0, w_s = ws[0];
-            for (int b = J->b0; b < J->b1; b++) {
-                size_t ib = (size_t)i * B + b;
-                const double *v = J->V + ib * R, *w = Wi + J->I[ib];
-                double a = v[k + 1] * w_s;
-                for (int r = 0; r <= k; r++) a += v[r] * w[r];
-                if (J->A) J->A[ib] = a;
-                m += fabs(a);
-                J->Y[b] += ns * a;
-            }
-            mag[0] += m;
-            continue;
-        }
-        for (int b = J->b0; b < J->b1; b++) {
-            size_t ib = (size_t)i * B + b;
-            const double *v = J->V + ib * R;
-            const double *w0 = Wi + (size_t)J->I[ib] * o;
-            double *restrict a = J->A ? J->A + ib * o : J->tmp;
-            double *restrict yb = J->Y + (size_t)b * o;
-            double s = v[k + 1];
-            for (int j = 0; j < o; j++) a[j] = s * ws[j];
-            for (int r = 0; r <= k; r++) {
-                double vr = v[r];
-                const double *restrict w = w0 + (size_t)r * o;
-                for (int j = 0; j < o; j++) a[j] += vr * w[j];
-            }
-            for (int j = 0; j < o; j++) {
-                mag[j] += fabs(a[j]);
-                yb[j] += J->NS[j] * a[j];
-            }
-        }
-    }
-    return NULL;
-}
-
 typedef struct {
-    int n, B, o, k, nb, b0, b1;
+    int n, B, o, oP, k, nb, b0, b1;
     const double *GY, *A, *rr, *V, *DV, *W, *DA;
     const int *I;
-    double *GW, *GX, *tmp;
+    double *GW, *GX, *g;
 } bwd_job;
 
-static void *bwd_run(void *arg) {
-    bwd_job *J = arg;
-    int n = J->n, B = J->B, o = J->o, k = J->k, nb = J->nb, R = k + 2;
-    memset(J->GW, 0, sizeof(double) * (size_t)n * (nb + 1) * o);
-    double *restrict g = J->tmp;
-    for (int i = 0; i < n; i++) {
-        const double *Wi = J->W + (size_t)i * (nb + 1) * o, *ws = Wi + (size_t)nb * o;
-        double *GWi = J->GW + (size_t)i * (nb + 1) * o, *gws = GWi + (size_t)nb * o;
-        const double *rr = J->rr ? J->rr + (size_t)i * o : NULL;
-        if (o == 1) {  /* one output: scalar loop */
-            double w_s = ws[0], gs = 0.0;
-            for (int b = J->b0; b < J->b1; b++) {
-                size_t ib = (size_t)i * B + b;
-                const double *v = J->V + ib * R;
-                double gb = J->DA ? J->DA[ib] : J->GY[b];
-                if (rr) {
-                    double a = J->A[ib];
-                    gb += rr[0] * sign_of(a);
-                }
-                int j0 = J->I[ib];
-                gs += v[k + 1] * gb;
-                double *gw = GWi + j0;
-                for (int r = 0; r <= k; r++) gw[r] += v[r] * gb;
-                if (J->GX) {
-                    const double *d = J->DV + ib * R, *w = Wi + j0;
-                    double acc = w_s * d[k + 1];
-                    for (int r = 0; r <= k; r++) acc += w[r] * d[r];
-                    J->GX[(size_t)b * n + i] = gb * acc;
-                }
-            }
-            gws[0] += gs;
-            continue;
-        }
-        for (int b = J->b0; b < J->b1; b++) {
-            size_t ib = (size_t)i * B + b;
-            const double *v = J->V + ib * R, *gy = J->GY + (size_t)b * o;
-            int j0 = J->I[ib];
-            if (J->DA) {
-                for (int j = 0; j < o; j++) g[j] = J->DA[ib * o + j];
-            } else if (rr) {
-                const double *a = J->A + ib * o;
-                for (int j = 0; j < o; j++)
-                    g[j] = gy[j] + rr[j] * sign_of(a[j]);
-            } else {
-                for (int j = 0; j < o; j++) g[j] = gy[j];
-            }
-            double s = v[k + 1];
-            for (int j = 0; j < o; j++) gws[j] += s * g[j];
-            double *gw0 = GWi + (size_t)j0 * o;
-            for (int r = 0; r <= k; r++) {
-                double vr = v[r];
-                double *restrict gw = gw0 + (size_t)r * o;
-                for (int j = 0; j < o; j++) gw[j] += vr * g[j];
-            }
-            if (J->GX) {
-                const double *d = J->DV + ib * R, *w0 = Wi + (size_t)j0 * o;
-                double acc = 0.0;
-                for (int j = 0; j < o; j++) acc += ws[j] * g[j];
-                acc *= d[k + 1];
-                for (int r = 0; r <= k; r++) {
-                    const double *w = w0 + (size_t)r * o;
-                    double dot = 0.0;
-                    for (int j = 0; j < o; j++) dot += w[j] * g[j];
-                    acc += d[r] * dot;
-                }
-                J->GX[(size_t)b * n + i] = acc;
-            }
-        }
-    }
-    return NULL;
+/* Samples outer, inputs inner, like fwd_run: the gradient rows of input i are touched by a
+ * sample only every n updates, so no update waits on the previous one's store. */
+#define LOOPS(name) name##_generic
+#define VW 2
+#include "layer_loops.h"
+#undef LOOPS
+#undef VW
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define HAVE_AVX2_LOOPS 1
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define LOOPS(name) name##_avx2
+#define VW 4
+#include "layer_loops.h"
+#undef LOOPS
+#undef VW
+#pragma GCC pop_options
+#endif
+
+typedef struct {
+    void *(*fwd)(void *), *(*bwd)(void *);
+    int ob;  /* the loops' block of outputs */
+    const char *name;
+} loops;
+
+static const loops generic_loops = {fwd_run_generic, bwd_run_generic, 2, "generic"};
+#ifdef HAVE_AVX2_LOOPS
+static const loops avx2_loops = {fwd_run_avx2, bwd_run_avx2, 4, "avx2"};
+#endif
+static const loops *chosen;
+
+static const loops *best_loops(void) {
+#ifdef HAVE_AVX2_LOOPS
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &avx2_loops;
+#endif
+    return &generic_loops;
 }
+
+static const loops *current_loops(void) {
+    if (!chosen) chosen = best_loops();
+    return chosen;
+}
+
+/* isa() -> the name of the loops in use; isa(name) switches ("generic", "avx2" where built and
+ * supported, "auto"): the tests run both against autograd. */
+PyObject *layer_isa(PyObject *self, PyObject *args) {
+    const char *name = NULL;
+    if (!PyArg_ParseTuple(args, "|s", &name)) return NULL;
+    if (name) {
+        if (!strcmp(name, "auto")) chosen = best_loops();
+        else if (!strcmp(name, "generic")) chosen = &generic_loops;
+#ifdef HAVE_AVX2_LOOPS
+        else if (!strcmp(name, "avx2") && best_loops() == &avx2_loops) chosen = &avx2_loops;
+#endif
+        else return PyErr_Format(PyExc_ValueError, "_kernels: no %s loops on this machine", name);
+    }
+    return PyUnicode_FromString(current_loops()->name);
+}
+
+/* Each thread's accumulators start on a cache line of their own: two threads adding into one
+ * line make the cores pass it back and forth on every update. */
+#define LINE 128
+static inline size_t lines_of(size_t doubles) { return (doubles + LINE / 8 - 1) / (LINE / 8) * (LINE / 8); }
+
+static inline int padded_outputs(int o, int ob) { return o == 1 ? 1 : (o + ob - 1) / ob * ob; }
+
+/* Effective weights, output-minor so the loops over outputs are contiguous: W[i][q][j] =
+ * mask * scale_sp * coef[i][j][q] for the nb spline functions q, W[i][nb][j] = mask *
+ * scale_base for silu, and 0 for the padding outputs j = o..oP-1. */
+static void effective_weights(int n, int o, int oP, int nb, const double *C, const double *SB, const double *SP,
+                              const double *MK, double *W) {
+    memset(W, 0, sizeof(double) * (size_t)n * (nb + 1) * oP);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < o; j++) {
+            size_t e = (size_t)i * o + j;
+            double *w = W + (size_t)i * (nb + 1) * oP + j;
+            double f = MK[e] * SP[e];
+            for (int q = 0; q < nb; q++) w[(size_t)q * oP] = f * C[e * nb + q];
+            w[(size_t)nb * oP] = MK[e] * SB[e];
+        }
+}
+
 /* ---- one layer, forward ---------------------------------------------------------------- */
 
 PyObject *layer_forward(PyObject *self, PyObject *args) {
@@ -240,32 +146,33 @@ PyObject *layer_forward(PyObject *self, PyObject *args) {
         goto done;
     if (nthreads < 1 || nthreads > MAXTHREADS) nthreads = 1;
     {
-        int nt = nthreads;
-        size_t WN = (size_t)n * (nb + 1) * o;
-        double *scratch = malloc(sizeof(double) * (WN + (size_t)nt * ((size_t)n * o + o)));
+        const loops *L = current_loops();
+        int nt = nthreads, oP = padded_outputs(o, L->ob);
+        size_t WN = lines_of((size_t)n * (nb + 1) * oP), MN = lines_of((size_t)n * oP);
+        double *scratch = aligned_alloc(LINE, sizeof(double) * (WN + (size_t)nt * MN));
         if (!scratch) { PyErr_NoMemory(); goto done; }
         fwd_job jobs[MAXTHREADS];
         const double *C = coef.buf, *SB = sb.buf, *SP = sp.buf, *MK = mask.buf;
         double *W = scratch, *MAG = mag.buf;
         Py_BEGIN_ALLOW_THREADS
-        effective_weights(n, o, nb, C, SB, SP, MK, W);
+        effective_weights(n, o, oP, nb, C, SB, SP, MK, W);
         for (int t = 0; t < nt; t++) {
             fwd_job *J = &jobs[t];
-            J->n = n; J->B = B; J->o = o; J->K = K; J->k = k; J->nb = nb;
+            J->n = n; J->B = B; J->o = o; J->oP = oP; J->K = K; J->k = k; J->nb = nb;
             J->H = h.buf; J->T = knots.buf; J->TAB = tab.buf; J->ST = span_t.buf; J->START = start.buf;
             J->W = W; J->NS = ns.buf; J->BI = bias.buf;
             J->Y = y.buf; J->A = A; J->V = vals.buf; J->DV = dv; J->I = idx.buf;
-            J->mag = scratch + WN + (size_t)t * ((size_t)n * o + o);
-            J->tmp = J->mag + (size_t)n * o;
+            J->mag = scratch + WN + (size_t)t * MN;
             J->compute = compute_basis;
             J->b0 = (int)((long)B * t / nt); J->b1 = (int)((long)B * (t + 1) / nt);
         }
-        run_jobs(fwd_run, jobs, sizeof(fwd_job), nt);
-        for (int e = 0; e < n * o; e++) {
-            double m = 0.0;
-            for (int t = 0; t < nt; t++) m += jobs[t].mag[e];
-            MAG[e] = m / B;
-        }
+        run_jobs(L->fwd, jobs, sizeof(fwd_job), nt);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < o; j++) {
+                double m = 0.0;
+                for (int t = 0; t < nt; t++) m += jobs[t].mag[(size_t)i * oP + j];
+                MAG[(size_t)i * o + j] = m / B;
+            }
         Py_END_ALLOW_THREADS
         free(scratch);
     }
@@ -284,7 +191,7 @@ done:
 /* ---- one layer, backward --------------------------------------------------------------- */
 
 /* g_out (B, o): d loss / d (layer output). Each edge activation gets g_out * node_scale plus,
- * when r is given, r[i, o] * sign(A[i, b, o]) (the penalty's share) -- or, when dA (n, B, o)
+ * when r is given, r[i, j] * sign(A[b, i, j]) (the penalty's share) -- or, when dA (B, n, o)
  * is given (layers with product nodes), exactly dA. The gradients of coef,
  * scale_sp, scale_base and bias go into the flat gradient at the given offsets (-1: not
  * trained); gy (B, o) is scratch. gx (B, n), when given,
@@ -340,16 +247,18 @@ PyObject *layer_backward(PyObject *self, PyObject *args) {
     }
     if (nthreads < 1 || nthreads > MAXTHREADS) nthreads = 1;
     {
-        int nt = nthreads;
-        size_t WN = (size_t)n * (nb + 1) * o;
-        double *scratch = malloc(sizeof(double) * (WN + (size_t)nt * (WN + o)));
+        const loops *L = current_loops();
+        int nt = nthreads, oP = padded_outputs(o, L->ob);
+        size_t WN = (size_t)n * (nb + 1) * oP, GN = lines_of(WN + oP);
+        double *scratch = aligned_alloc(LINE, sizeof(double) * (lines_of(WN) + (size_t)nt * GN));
         if (!scratch) { PyErr_NoMemory(); goto done; }
         bwd_job jobs[MAXTHREADS];
         const double *GO = gout.buf, *NS = ns.buf, *C = coef.buf, *SB = sb.buf, *SP = sp.buf, *MK = mask.buf;
         double *W = scratch, *GY = gy.buf, *F = flat.buf;
         Py_BEGIN_ALLOW_THREADS
-        effective_weights(n, o, nb, C, SB, SP, MK, W);
-        for (Py_ssize_t q = 0; q < (Py_ssize_t)B * o; q++) GY[q] = GO[q] * NS[q % o];
+        effective_weights(n, o, oP, nb, C, SB, SP, MK, W);
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < o; j++) GY[(size_t)b * o + j] = GO[(size_t)b * o + j] * NS[j];
         if (off_bias >= 0)
             for (int j = 0; j < o; j++) {
                 double acc = 0.0;
@@ -358,28 +267,28 @@ PyObject *layer_backward(PyObject *self, PyObject *args) {
             }
         for (int t = 0; t < nt; t++) {
             bwd_job *J = &jobs[t];
-            J->n = n; J->B = B; J->o = o; J->k = k; J->nb = nb;
+            J->n = n; J->B = B; J->o = o; J->oP = oP; J->k = k; J->nb = nb;
             J->GY = GY; J->A = A; J->rr = rr; J->DA = dA; J->V = vals.buf; J->DV = dv; J->I = idx.buf; J->W = W;
-            J->GW = scratch + WN + (size_t)t * (WN + o);
-            J->tmp = J->GW + WN;
+            J->GW = scratch + lines_of(WN) + (size_t)t * GN;
+            J->g = J->GW + WN;
             J->GX = gx;
             J->b0 = (int)((long)B * t / nt); J->b1 = (int)((long)B * (t + 1) / nt);
         }
-        run_jobs(bwd_run, jobs, sizeof(bwd_job), nt);
-        double *GW = jobs[0].GW;  /* d / d(effective weight), (n, nb + 1, o), summed over threads */
+        run_jobs(L->bwd, jobs, sizeof(bwd_job), nt);
+        double *GW = jobs[0].GW;  /* d / d(effective weight), (n, nb + 1, oP), summed over threads */
         for (int t = 1; t < nt; t++)
             for (size_t q = 0; q < WN; q++) GW[q] += jobs[t].GW[q];
         for (int i = 0; i < n; i++)
             for (int j = 0; j < o; j++) {
                 size_t e = (size_t)i * o + j;
-                const double *c = C + e * nb, *g = GW + (size_t)i * (nb + 1) * o + j;
+                const double *c = C + e * nb, *g = GW + (size_t)i * (nb + 1) * oP + j;
                 double m = MK[e], acc = 0.0;
                 for (int q = 0; q < nb; q++) {
-                    if (off_coef >= 0) F[off_coef + e * nb + q] = g[(size_t)q * o] * SP[e] * m;
-                    acc += g[(size_t)q * o] * c[q];
+                    if (off_coef >= 0) F[off_coef + e * nb + q] = g[(size_t)q * oP] * SP[e] * m;
+                    acc += g[(size_t)q * oP] * c[q];
                 }
                 if (off_sp >= 0) F[off_sp + e] = acc * m;
-                if (off_sb >= 0) F[off_sb + e] = g[(size_t)nb * o] * m;
+                if (off_sb >= 0) F[off_sb + e] = g[(size_t)nb * oP] * m;
             }
         Py_END_ALLOW_THREADS
         free(scratch);

@@ -1,5 +1,7 @@
 /* kanstudio.core._kernels: compiled inner loops, built by setup.py (optional).
- *   layer.c  -- one layer of the hand-differentiated training objective (objective.py), float64
+ *   layer.c  -- one layer of the hand-differentiated training objective (objective.py), float64;
+ *               its per-sample loops in layer_loops.h, built per instruction set
+ *   pool.c   -- the threads that run them
  *   loss.c   -- its loss and L1 + entropy penalty
  *   block.c  -- the autograd layers' dense feature block, its gradient, the uniform-knot basis
  *   lbfgs.c  -- the LBFGS two-loop recursion (lbfgs.py)
@@ -17,6 +19,7 @@
 static PyMethodDef methods[] = {
     {"layer_forward", layer_forward, METH_VARARGS, "One plain-spline KAN layer forward (see csrc/layer.c)."},
     {"layer_backward", layer_backward, METH_VARARGS, "One plain-spline KAN layer backward (see csrc/layer.c)."},
+    {"isa", layer_isa, METH_VARARGS, "The instruction set of the layer loops; isa(name) switches (see csrc/layer.c)."},
     {"mse_grad", mse_grad, METH_VARARGS, "Mean squared error and its gradient (see csrc/loss.c)."},
     {"l1_entropy", l1_entropy, METH_VARARGS, "One layer's L1 + entropy penalty (see csrc/loss.c)."},
     {"assemble", assemble, METH_VARARGS, "Dense feature block from local values (see csrc/block.c)."},
