@@ -72,6 +72,17 @@ def test_matches_autograd(width, k, lamb):
     _compare(net, X, y, lamb)
 
 
+def test_matches_autograd_for_huge_layer_inputs():
+    """silu of inputs where exp over- or underflows (csrc/layer_loops.h clamps its vector exp),
+    a sample count whose (sample, input) pairs do not fill whole vectors, and inputs that are
+    exact integers (the exp's rounding step)."""
+    X, y = _data(3, 2, n=301, seed=7)
+    X[:40] *= 900.0
+    X[40:60] = torch.round(X[40:60] * 5)
+    net = KANNetwork([3, 4, 2], grid=5, k=3, seed=2)
+    _compare(net, X, y, 1e-2)
+
+
 @pytest.mark.parametrize("backend", ["compiled"])  # the loops' own threads: both instruction sets inside
 @pytest.mark.parametrize("lamb", [0.0, 1e-2])
 def test_matches_autograd_with_the_samples_split_over_threads(backend, lamb):
@@ -281,3 +292,31 @@ def test_product_network_trains_through_the_compiled_objective(backend, monkeypa
     with torch.no_grad():
         a, b = fast(X), slow(X)
     assert float((a - b).abs().max()) < 1e-4 * float(b.abs().max())
+
+
+@pytest.mark.parametrize("backend", ["compiled"])
+def test_an_objective_is_reused_only_for_the_same_problem_and_stays_right(backend):
+    """train() asks for_network() once per call; the second ask with the same data, parameters
+    and penalty gets the same objective (its buffers and input-layer basis kept), anything
+    else a new one. A kept objective follows a grid update and a pruned edge: it still
+    matches autograd afterwards."""
+    net = KANNetwork([2, 4, 1], grid=5, k=3, seed=5)
+    X, y = _data(2, 1, n=200, seed=6)
+    params = [p for p in net.parameters() if p.requires_grad]
+    first = O.FusedObjective.for_network(net, X, y, params, 0.0, 1.0, 1.0)
+    first()
+    assert O.FusedObjective.for_network(net, X, y, params, 0.0, 1.0, 1.0) is first
+    assert O.FusedObjective.for_network(net, X.clone(), y, params, 0.0, 1.0, 1.0) is first  # equal data
+    for other in ((X * 2, y, 0.0), (X, y * 2, 0.0), (X, y, 1e-3)):
+        assert O.FusedObjective.for_network(net, other[0], other[1], params, other[2], 1.0, 1.0) is not first
+    again = O.FusedObjective.for_network(net, X, y, params, 0.0, 1.0, 1.0)
+    again()
+    net.update_grid(X, 0.5)
+    with torch.no_grad():
+        net.layers[0].mask[1, 2] = 0
+    kept = O.FusedObjective.for_network(net, X, y, params, 0.0, 1.0, 1.0)
+    assert kept is again
+    loss, grad, _, _ = kept()
+    ref_loss, ref_grad, _, _ = _autograd(net, X, y, 0.0, 1.0, 1.0, params)
+    assert loss == pytest.approx(ref_loss, rel=1e-9)
+    np.testing.assert_allclose(grad, ref_grad, rtol=0, atol=1e-9 * np.abs(ref_grad).max())

@@ -133,3 +133,24 @@ def test_many_start_stop_cycles_leave_no_threads():
         t.stop()
     assert threading.active_count() == base
     assert all(torch.isfinite(p).all() for p in net.parameters())
+
+
+def test_final_rmse_is_the_models_without_an_extra_forward_pass(monkeypatch):
+    """With the compiled objective the final event reuses the last evaluation when the line
+    search ended on the accepted point; the figure must still be the model's own RMSE."""
+    from kanstudio.core import train as T
+    from kanstudio.core.network import KANNetwork
+
+    g = torch.Generator().manual_seed(3)
+    X = torch.rand(400, 2, generator=g, dtype=torch.float64) * 2 - 1
+    y = torch.sin(3 * X[:, :1]) * X[:, 1:]
+    net = KANNetwork([2, 4, 1], grid=5, k=3, seed=0)
+    calls = []
+    real = T._current_rmse
+    monkeypatch.setattr(T, "_current_rmse", lambda *a: calls.append(1) or real(*a))
+    for _ in range(3):
+        result = T.train(net, X, y, config=T.TrainConfig(steps=2, opt="lbfgs", update_grid=False))
+        with torch.no_grad():
+            actual = float(torch.sqrt(torch.mean((net(X) - y) ** 2)))
+        assert result.history[-1].train_loss == pytest.approx(actual, rel=1e-9)
+    assert len(calls) < 3  # at least one of the three took the shortcut

@@ -22,6 +22,8 @@ output ``(B, o)``.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import torch
 
@@ -35,6 +37,10 @@ except ImportError:  # pragma: no cover - exercised where no C compiler was avai
     _kernels = None
 
 _LAYER_PARAMS = ("coef", "scale_base", "scale_sp", "bias", "sym_params")
+
+# The last objective built for each network (see FusedObjective.for_network); weak, so a
+# network's objective goes when the network does, and nothing extra is pickled with it.
+_LAST: "weakref.WeakKeyDictionary[KANNetwork, FusedObjective]" = weakref.WeakKeyDictionary()
 
 
 class _Basis:
@@ -203,6 +209,11 @@ class _Basis:
             g *= sig
 
 
+def _same_key(a, b) -> bool:
+    return (a is not None and b is not None and len(a) == len(b)
+            and all(x is y or (not isinstance(x, torch.Tensor) and x == y) for x, y in zip(a, b)))
+
+
 class _Workspace:
     """Arrays reused from one evaluation to the next. Allocating fresh ones every time costs
     more than the arithmetic: glibc hands out large blocks as fresh pages, and faulting them in
@@ -233,7 +244,8 @@ class FusedObjective:
                  mu1: float, mu2: float, compiled: bool | None = None):
         self.net, self.lamb, self.mu1, self.mu2 = net, float(lamb), float(mu1), float(mu2)
         self.params = list(params)
-        self.X, self.y = X, y.detach().numpy()
+        self.X, self.y = X, y.detach().numpy().copy()
+        self._X_version = X._version
         where = {id(p): (l, name) for l, layer in enumerate(net.layers)
                  for name, p in layer.named_parameters(recurse=False)}
         self.slots, off = [], 0  # (layer, name, flat offset, numel) per trainable parameter
@@ -246,6 +258,8 @@ class FusedObjective:
         self._first = None  # (key, F) of the first layer: its input is the same at every call
         self._workspaces: list[_Workspace] = []
         self._plan = None  # (key, argument tuples) of the compiled path
+        self._buffers = _Workspace()  # the compiled plan's per-sample arrays, kept across plans
+        self._input_basis = None  # what the input layer's basis in those buffers was computed for
         # The compiled loops take float64 only; float32 networks keep the numpy path.
         self.compiled = _kernels is not None and net.dtype == torch.float64 if compiled is None else bool(compiled)
         if self.compiled and (_kernels is None or net.dtype != torch.float64):
@@ -253,6 +267,33 @@ class FusedObjective:
         self._products = any(layer.n_prod for layer in net.layers)
         if self._products and not self.compiled:
             raise ValueError("product nodes need the compiled objective (float64, kanstudio.core._kernels)")
+
+    @classmethod
+    def for_network(cls, net: KANNetwork, X: torch.Tensor, y: torch.Tensor, params, lamb: float,
+                    mu1: float, mu2: float) -> "FusedObjective":
+        """The objective for these arguments, reusing the network's previous one when the
+        arguments are the same. Every ``train(steps=1)`` call makes a new optimiser; a new
+        objective would allocate its ~10 MB of per-sample buffers afresh (the first touch of
+        those pages cost more than an evaluation) and recompute the input layer's basis."""
+        params = list(params)
+        old = _LAST.get(net)
+        if old is not None and old._same_problem(X, y, params, lamb, mu1, mu2):
+            return old
+        new = _LAST[net] = cls(net, X, y, params, lamb, mu1, mu2)
+        return new
+
+    def _same_problem(self, X: torch.Tensor, y: torch.Tensor, params, lamb: float, mu1: float, mu2: float) -> bool:
+        if (len(params) != len(self.params) or any(a is not b for a, b in zip(params, self.params))
+                or (float(lamb), float(mu1), float(mu2)) != (self.lamb, self.mu1, self.mu2)
+                or X.shape != self.X.shape or X.dtype != self.X.dtype or tuple(y.shape) != self.y.shape):
+            return False
+        same_x = X is self.X and X._version == self._X_version
+        if not same_x and not np.array_equal(X.detach().numpy(), self.X.detach().numpy()):
+            return False
+        if not np.array_equal(y.detach().numpy(), self.y):
+            return False
+        self.X, self._X_version = X, X._version
+        return True
 
     @staticmethod
     def supports(net: KANNetwork, params) -> bool:
@@ -376,7 +417,7 @@ class FusedObjective:
             P, Bf = layer._parameters, layer._buffers
             kn = Bf["knots"]
             mk, ns = Bf["mask"], Bf["node_scale"]
-            key += (id(kn), kn._version, mk.data_ptr(), mk._version, ns.data_ptr(), ns._version,
+            key += (id(kn), kn.data_ptr(), kn._version, mk.data_ptr(), mk._version, ns.data_ptr(), ns._version,
                     P["coef"].data_ptr(), P["scale_base"].data_ptr(), P["scale_sp"].data_ptr(), P["bias"].data_ptr())
         return tuple(key)
 
@@ -394,8 +435,14 @@ class FusedObjective:
         B = self.X.shape[0]
         f64 = np.float64
         offsets = {(l, name): off for l, name, off, _ in self.slots}
-        with torch.no_grad():
-            h = np.ascontiguousarray(((self.X - net.in_shift) * net.in_scale).numpy(), dtype=f64)
+        # in numpy: a torch op this size runs on torch's OpenMP threads, which then spin for
+        # milliseconds on the other core, where the compiled loops' worker needs to run
+        h = np.ascontiguousarray((self.X.detach().numpy() - net.in_shift.numpy()) * net.in_scale.numpy(), dtype=f64)
+        first = net.layers[0].knots
+        # what the input layer's basis depends on: when a new plan keeps it, it is not recomputed
+        # (the tensors themselves, compared by identity: an id alone could be reused by a new tensor)
+        input_key = (self.X, self._X_version, first, first._version, net.in_shift.data_ptr(),
+                     net.in_shift._version, net.in_scale.data_ptr(), net.in_scale._version)
         forward, backward, penalty, products = [], [], [], []
         for l, layer in enumerate(net.layers):
             knots = np.ascontiguousarray(layer.knots.numpy())
@@ -407,14 +454,15 @@ class FusedObjective:
             for a, t in ((coef, layer.coef), (sb, layer.scale_base), (sp, layer.scale_sp), (bias, layer.bias)):
                 if a.ctypes.data != t.data_ptr():  # a copy would not follow the optimiser's steps
                     return None
+            buf = lambda name, shape, dt=f64: self._buffers.get((l, name), shape, dt)  # noqa: E731
             # sample-major, as csrc/layer.c reads them
-            idx, vals = np.empty((B, n), np.int32), np.empty((B, n, k + 2), f64)
-            dv = np.empty((B, n, k + 2), f64) if l > 0 else None
-            A = np.empty((B, n, o), f64) if reg_on or layer.n_prod else None
-            y, mag = np.empty((B, o), f64), np.empty((n, o), f64)
+            idx, vals = buf("idx", (B, n), np.int32), buf("vals", (B, n, k + 2))
+            dv = buf("dv", (B, n, k + 2)) if l > 0 else None
+            A = buf("A", (B, n, o)) if reg_on or layer.n_prod else None
+            y, mag = buf("y", (B, o)), buf("mag", (n, o))
             nt = self._threads(n * B * (o + (8 if l > 0 else 0)))  # (a basis evaluation ~ 8 edge updates)
             forward.append([n, B, o, K, k, h, knots, *self._basis(l).tables, coef, sb, sp, mask, ns, bias,
-                            y, mag, idx, vals, A, dv, True, nt])
+                            y, mag, idx, vals, A, dv, l > 0 or not _same_key(input_key, self._input_basis), nt])
             r = np.empty((n, o), f64) if reg_on else None
             if reg_on and not layer.n_prod:
                 penalty.append((None, (n * o, mag, self.mu1, self.mu2, self.lamb / B, r)))
@@ -422,9 +470,9 @@ class FusedObjective:
                 ms = layer.n_sum
                 sub = (np.empty((n, ms), f64), np.empty((n, ms), f64))
                 penalty.append(((mag, r, ms, sub), (n * ms, sub[0], self.mu1, self.mu2, self.lamb / B, sub[1])))
-            gx = np.empty((B, n), f64) if l > 0 else None
-            dA = np.empty((B, n, o), f64) if layer.n_prod else None  # products: every edge its own gradient
-            backward.append((n, B, o, K, k, None, ns, coef, sb, sp, mask, idx, vals, np.empty((B, o), f64),
+            gx = buf("gx", (B, n)) if l > 0 else None
+            dA = buf("dA", (B, n, o)) if layer.n_prod else None  # products: every edge its own gradient
+            backward.append((n, B, o, K, k, None, ns, coef, sb, sp, mask, idx, vals, buf("gy", (B, o)),
                              offsets.get((l, "coef"), -1), offsets.get((l, "scale_sp"), -1),
                              offsets.get((l, "scale_base"), -1), offsets.get((l, "bias"), -1), A,
                              None if layer.n_prod else r, dv, gx, dA, nt))
@@ -437,7 +485,7 @@ class FusedObjective:
             backward[l] = (*backward[l][:5], src, *backward[l][6:])
         loss = (B, h.shape[1], h, np.ascontiguousarray(net.out_scale.numpy(), dtype=f64),
                 np.ascontiguousarray(net.out_shift.numpy(), dtype=f64), np.ascontiguousarray(self.y, dtype=f64), g_out)
-        return {"forward": forward, "penalty": penalty, "loss": loss, "backward": backward[::-1],
+        return {"forward": forward, "penalty": penalty, "loss": loss, "backward": backward[::-1], "input_key": input_key,
                 "products": products, "products_reversed": products[::-1]}
 
     @staticmethod
@@ -484,6 +532,7 @@ class FusedObjective:
             K.layer_forward(*args)
             factors.append(self._product_forward(prod) if prod is not None else None)
         plan["forward"][0][-2] = False  # the input layer's basis stays valid until the plan changes
+        self._input_basis = plan["input_key"]
         mse = K.mse_grad(*plan["loss"])
         reg = 0.0
         for part, args in plan["penalty"]:

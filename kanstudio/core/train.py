@@ -237,8 +237,8 @@ def train(
         None means autograd. Built once per optimiser, whose parameter list it indexes."""
         if fused_cache[0] is not opt:
             ok = isinstance(opt, _FlatLBFGS) and FusedObjective.supports(net, opt.params)
-            fused_cache[:] = [opt, FusedObjective(net, X, y, opt.params, config.lamb, config.lamb_l1,
-                                                  config.lamb_entropy) if ok else None]
+            fused_cache[:] = [opt, FusedObjective.for_network(net, X, y, opt.params, config.lamb, config.lamb_l1,
+                                                              config.lamb_entropy) if ok else None]
         return fused_cache[1]
 
     lr_scale = 1.0

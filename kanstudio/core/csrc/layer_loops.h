@@ -9,25 +9,52 @@
 #define vload LOOPS(vload)
 #define vstore LOOPS(vstore)
 #define vabs LOOPS(vabs)
+#define vexp LOOPS(vexp)
 #define fwd_basis LOOPS(fwd_basis)
 #define bwd_body LOOPS(bwd_body)
 #define fwd_body LOOPS(fwd_body)
 #define fwd_run LOOPS(fwd_run)
 #define bwd_run LOOPS(bwd_run)
 
+typedef double vec __attribute__((vector_size(VW * sizeof(double))));
+typedef long long lvec __attribute__((vector_size(VW * sizeof(double))));
+
+static inline vec vload(const double *p) { vec v; memcpy(&v, p, sizeof v); return v; }
+static inline void vstore(double *p, vec v) { memcpy(p, &v, sizeof v); }
+static inline vec vabs(vec v) {
+    const lvec no_sign = (lvec){0} + 0x7fffffffffffffffLL;
+    return (vec)((lvec)v & no_sign);
+}
+
+/* The passes take k as an argument of always-inlined bodies, and the runners call them with a
+ * literal 3 for cubic splines (the default): with k known, the loops over the k + 1 basis
+ * functions unroll into straight-line vector code. */
+#define INLINE static inline __attribute__((always_inline))
+
 /* ---- B-spline basis on one knot vector ------------------------------------------------- */
 
 /* The basis comes as per-span polynomial tables (spline.py's _span_polynomials, the same ones
  * the torch layers and the numpy objective use): span s = number of knots <= x (0 and K are
  * outside the knots, where the tables are zero; NaN lands in 0), u = x - span_t[s], and the
- * k + 1 values are sum_d tab[s][d][r] u^d for functions start[s] + r -- every index valid. */
-static inline int basis_at(const double *t, int K, int k, const double *tab, const double *span_t,
-                           const int *start, double x, double *v, double *d) {
+ * k + 1 values are sum_d tab[s][d][r] u^d for functions start[s] + r -- every index valid.
+ * When the k + 1 functions fill one vector (k = 3 with AVX2), Horner runs on all at once. */
+INLINE int basis_at(const double *t, int K, int k, const double *tab, const double *span_t,
+                    const int *start, double x, double *v, double *d) {
     int s = 0;
     for (int j = 0; j < K; j++) s += x >= t[j];
     int R = k + 1;
     const double *c = tab + (size_t)s * R * R;
     double u = x - span_t[s];
+    if (R == VW) {
+        vec p = vload(c + k * R), dp = {0.0};
+        for (int e = k - 1; e >= 0; e--) {
+            dp = dp * u + p;
+            p = p * u + vload(c + e * R);
+        }
+        vstore(v, p);
+        if (d) vstore(d, dp);
+        return start[s];
+    }
     for (int r = 0; r < R; r++) {
         double p = c[k * R + r], dp = 0.0;
         for (int e = k - 1; e >= 0; e--) {
@@ -40,6 +67,30 @@ static inline int basis_at(const double *t, int K, int k, const double *tab, con
     return start[s];
 }
 
+/* exp(x), VW lanes at once, within ~1 ulp of libm's: x = n ln2 + r with |r| <= ln2 / 2 (ln2 in
+ * two parts, so n ln2 is exact), a degree-13 Taylor polynomial for exp(r) (the first term left
+ * out is < 4e-18), times 2^n built in the exponent bits. x is clamped to where 2^n is a normal
+ * number: exp of less than -708 comes out ~1e-308 instead of smaller, of more than 709 ~1e308
+ * instead of inf -- in silu both give the same result to double precision. NaN stays NaN. */
+static inline vec vexp(vec x) {
+    const vec lo = (vec){0.0} - 708.0, hi = (vec){0.0} + 709.0;
+    lvec below = x < lo, above = x > hi;
+    x = (vec)(((lvec)x & ~below) | ((lvec)lo & below));
+    x = (vec)(((lvec)x & ~above) | ((lvec)hi & above));
+    const double shifter = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer */
+    vec t = x * 1.4426950408889634 + shifter, n = t - shifter;
+    lvec ni = (lvec)t - (lvec)((vec){0.0} + shifter); /* n as an integer: the low bits of t */
+    vec r = (x - n * 0.693145751953125) - n * 1.4286068203094172321e-06;
+    vec p = (vec){0.0} + 1.0 / 6227020800.0;
+    static const double inv_fact[13] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
+                                        1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0,
+                                        1.0 / 6.0, 0.5, 1.0, 1.0};
+    for (int q = 0; q < 13; q++) p = p * r + inv_fact[q];
+    lvec bits = (ni + 1023) << 52;
+    return p * (vec)bits;
+}
+
+/* silu(x) = x sigmoid(x) and its derivative sigmoid(x) (1 + x (1 - sigmoid(x))) */
 static inline void silu_at(double x, double *v, double *d) {
     double sig = 1.0 / (1.0 + exp(-x));
     *v = x * sig;
@@ -56,31 +107,28 @@ static inline double sign_of(double a) { return (double)((a > 0.0) - (a < 0.0));
  * sample waited on the previous one's store: ~4x slower.) Weights and weight gradients are
  * padded with zeros to oP outputs, a multiple of OB (layer.c). */
 #define OB VW
-typedef double vec __attribute__((vector_size(VW * sizeof(double))));
-typedef long long lvec __attribute__((vector_size(VW * sizeof(double))));
 
-static inline vec vload(const double *p) { vec v; memcpy(&v, p, sizeof v); return v; }
-static inline void vstore(double *p, vec v) { memcpy(p, &v, sizeof v); }
-static inline vec vabs(vec v) {
-    const lvec no_sign = (lvec){0} + 0x7fffffffffffffffLL;
-    return (vec)((lvec)v & no_sign);
-}
-
-/* The passes take k as an argument of always-inlined bodies, and the runners call them with a
- * literal 3 for cubic splines (the default): with k known, the loops over the k + 1 basis
- * functions unroll into straight-line vector code. */
-#define INLINE static inline __attribute__((always_inline))
-
+/* The basis of every (sample, input) of the thread's samples: silu first, VW inputs at a time
+ * (the samples' inputs are contiguous in H), then the splines one by one. */
 INLINE void fwd_basis(fwd_job *J, int k) {
     int n = J->n, K = J->K, R = k + 2;
+    size_t q = (size_t)J->b0 * n, q1 = (size_t)J->b1 * n;
+    double *V = J->V + k + 1, *DV = J->DV ? J->DV + k + 1 : NULL;
+    for (; q + VW <= q1; q += VW) {
+        vec x = vload(J->H + q);
+        vec sig = 1.0 / (1.0 + vexp(-x)), s = x * sig, ds = sig * (1.0 + x * (1.0 - sig));
+        for (int l = 0; l < VW; l++) {
+            V[(q + l) * R] = s[l];
+            if (DV) DV[(q + l) * R] = ds[l];
+        }
+    }
+    for (; q < q1; q++) silu_at(J->H[q], V + q * R, DV ? DV + q * R : NULL);
     for (int b = J->b0; b < J->b1; b++)
         for (int i = 0; i < n; i++) {
             const double *t = J->T + (size_t)i * K, *tb = J->TAB + (size_t)i * (K + 1) * (k + 1) * (k + 1);
             size_t ib = (size_t)b * n + i;
-            double x = J->H[ib];
             double *v = J->V + ib * R, *d = J->DV ? J->DV + ib * R : NULL;
-            J->I[ib] = basis_at(t, K, k, tb, J->ST + (size_t)i * (K + 1), J->START + (size_t)i * (K + 1), x, v, d);
-            silu_at(x, v + k + 1, d ? d + k + 1 : NULL);
+            J->I[ib] = basis_at(t, K, k, tb, J->ST + (size_t)i * (K + 1), J->START + (size_t)i * (K + 1), J->H[ib], v, d);
         }
 }
 
@@ -226,6 +274,7 @@ static void *bwd_run(void *arg) {
 #undef vload
 #undef vstore
 #undef vabs
+#undef vexp
 #undef fwd_basis
 #undef fwd_body
 #undef bwd_body

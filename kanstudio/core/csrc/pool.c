@@ -3,7 +3,10 @@
  * Why a pool: an evaluation of the objective makes ~6 threaded calls of ~0.1-0.5 ms each, and
  * starting and joining a fresh thread per call cost ~50 us, a tenth of the work. Workers sleep
  * on a condition variable between calls, after spinning for up to 0.2 ms: the calls of one
- * training step come tens of microseconds apart, and a sleeping worker took ~50 us to wake. One fork-join runs at a time; a second caller (another
+ * training step come tens of microseconds apart, and a sleeping worker took ~50 us to wake --
+ * and on a virtual machine whose idle CPU was handed back to the host, milliseconds. So the
+ * caller does not wait for a late worker: jobs are claimed one by one, and a caller done with
+ * its own claims the ones nobody has started. One fork-join runs at a time; a second caller (another
  * Python thread, with the GIL released) does its jobs serially instead of waiting. After fork()
  * the child has no workers: the atfork handler forgets them and they are started again. */
 #include "kernels.h"
@@ -13,8 +16,8 @@
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t go = PTHREAD_COND_INITIALIZER, finished = PTHREAD_COND_INITIALIZER;
-static int n_workers, task_nt;
-static unsigned long generation, pending, start_gen[MAXTHREADS];
+static int n_workers, task_nt, task_next;
+static unsigned long generation, remaining, start_gen[MAXTHREADS];
 static void *(*task_fn)(void *);
 static char *task_jobs;
 static size_t task_size;
@@ -44,6 +47,18 @@ static void spin(unsigned long *word, unsigned long value, int until_equal) {
     }
 }
 
+/* Runs the current task's unclaimed jobs; called and returns with mu held. */
+static void run_claimed(void) {
+    while (task_next < task_nt) {
+        void *job = task_jobs + (size_t)task_next++ * task_size;
+        void *(*fn)(void *) = task_fn;
+        pthread_mutex_unlock(&mu);
+        fn(job);
+        pthread_mutex_lock(&mu);
+        if (__atomic_sub_fetch(&remaining, 1, __ATOMIC_RELEASE) == 0) pthread_cond_signal(&finished);
+    }
+}
+
 static void *worker(void *arg) {
     int id = (int)(intptr_t)arg;
     pthread_mutex_lock(&mu);
@@ -54,14 +69,7 @@ static void *worker(void *arg) {
         pthread_mutex_lock(&mu);
         while (generation == seen) pthread_cond_wait(&go, &mu);
         seen = generation;
-        if (id < task_nt) {
-            void *(*fn)(void *) = task_fn;
-            void *job = task_jobs + (size_t)id * task_size;
-            pthread_mutex_unlock(&mu);
-            fn(job);
-            pthread_mutex_lock(&mu);
-            if (__atomic_sub_fetch(&pending, 1, __ATOMIC_RELEASE) == 0) pthread_cond_signal(&finished);
-        }
+        run_claimed();
     }
     return NULL;
 }
@@ -71,7 +79,8 @@ static void forget_workers(void) {
     pthread_mutex_init(&busy, NULL);
     pthread_cond_init(&go, NULL);
     pthread_cond_init(&finished, NULL);
-    n_workers = pending = task_nt = 0;
+    n_workers = task_nt = task_next = 0;
+    remaining = 0;
 }
 
 static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_workers); }
@@ -93,20 +102,22 @@ void run_jobs(void *(*fn)(void *), void *jobs, size_t size, int nt) {
         pthread_detach(th);
         n_workers++;
     }
-    int m = n_workers + 1 < nt ? n_workers + 1 : nt;  /* jobs with a thread, the caller's included */
     task_fn = fn;
     task_jobs = J;
     task_size = size;
-    task_nt = m;
-    pending = (unsigned long)(m - 1);
+    task_nt = nt;
+    task_next = 1; /* job 0 is the caller's */
+    remaining = (unsigned long)(nt - 1);
     __atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&go);
     pthread_mutex_unlock(&mu);
     fn(J);
-    for (int t = m; t < nt; t++) fn(J + (size_t)t * size);  /* no thread could be started for these */
-    spin(&pending, 0, 1);
     pthread_mutex_lock(&mu);
-    while (pending > 0) pthread_cond_wait(&finished, &mu);
+    run_claimed(); /* what no worker has started yet */
+    pthread_mutex_unlock(&mu);
+    spin(&remaining, 0, 1);
+    pthread_mutex_lock(&mu);
+    while (remaining > 0) pthread_cond_wait(&finished, &mu);
     pthread_mutex_unlock(&mu);
     pthread_mutex_unlock(&busy);
 }
