@@ -243,11 +243,24 @@ def test_features_contract_and_any_grad_layout():
 @pytest.mark.parametrize("with_silu", [True, False])
 @pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("uniform", [True, False])
-def test_compiled_block_matches_torch_block(dtype, with_silu, k, uniform, monkeypatch):
+@pytest.mark.parametrize("rows", [300, 22000])
+def test_compiled_block_matches_torch_block(dtype, with_silu, k, uniform, rows, monkeypatch):
     """The compiled assembly and gradient (``_kernels``) give exactly the torch block and, for a
     contiguous and a transposed incoming gradient, the same x-gradient; samples outside the grid
-    and NaN included."""
+    and NaN included; small blocks on one thread, large ones split over two."""
+    import kanstudio.core.compiled_block as CB
     import kanstudio.core.spline as S
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert CB._block_threads(rows * 3) == (1 if rows == 300 else 2)
+        _compare_compiled_block(S, dtype, with_silu, k, uniform, rows, monkeypatch)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _compare_compiled_block(S, dtype, with_silu, k, uniform, rows, monkeypatch):
 
     assert S._kernels is not None, "kanstudio.core._kernels was not built"
     if uniform:  # the uniform shortcut (``_kernels.uniform_local``), tables for the rows outside
@@ -257,11 +270,11 @@ def test_compiled_block_matches_torch_block(dtype, with_silu, k, uniform, monkey
         assert T.uniform is not None
     else:
         T = KnotTables(_uneven_knots(5, k, seed=2).to(dtype), k)
-    x = (torch.rand(300, 3, generator=torch.Generator().manual_seed(3), dtype=dtype) * 5 - 2.5)
+    x = (torch.rand(rows, 3, generator=torch.Generator().manual_seed(3), dtype=dtype) * 5 - 2.5)
     x[0, 1] = float("nan")
     x[1] = T.knots[:, k]  # exactly on the first interior knot: inside
     x[2] = T.knots[:, -k - 1]  # exactly on the last interior knot: the tables' side
-    grad = torch.randn(3, 300, T.n_basis + with_silu, generator=torch.Generator().manual_seed(4), dtype=dtype)
+    grad = torch.randn(3, rows, T.n_basis + with_silu, generator=torch.Generator().manual_seed(4), dtype=dtype)
     results = []
     for compiled in (True, False):
         if not compiled:
