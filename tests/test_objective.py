@@ -320,3 +320,23 @@ def test_an_objective_is_reused_only_for_the_same_problem_and_stays_right(backen
     ref_loss, ref_grad, _, _ = _autograd(net, X, y, 0.0, 1.0, 1.0, params)
     assert loss == pytest.approx(ref_loss, rel=1e-9)
     np.testing.assert_allclose(grad, ref_grad, rtol=0, atol=1e-9 * np.abs(ref_grad).max())
+
+
+@pytest.mark.parametrize("backend", ["compiled"])
+def test_a_kept_objective_neither_outlives_its_network_nor_misses_in_place_changes(backend):
+    import gc
+    import weakref
+
+    net = KANNetwork([2, 3, 1], grid=5, k=3, seed=8)
+    X, y = _data(2, 1, n=100, seed=9)
+    params = [p for p in net.parameters() if p.requires_grad]
+    first = O.FusedObjective.for_network(net, X, y, params, 0.0, 1.0, 1.0)
+    first()
+    with torch.no_grad():
+        X[0, 0] += 0.5  # the same tensor, changed in place
+    assert O.FusedObjective.for_network(net, X, y, params, 0.0, 1.0, 1.0) is not first
+    alive = weakref.ref(net)
+    del net, params, first
+    gc.collect()
+    assert alive() is None
+    assert not any(o._net() is None for o in O._LAST.values())

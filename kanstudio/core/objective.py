@@ -57,7 +57,10 @@ class FusedObjective:
 
     def __init__(self, net: KANNetwork, X: torch.Tensor, y: torch.Tensor, params, lamb: float,
                  mu1: float, mu2: float, compiled: bool | None = None):
-        self.net, self.lamb, self.mu1, self.mu2 = net, float(lamb), float(mu1), float(mu2)
+        # weak: _LAST maps the network to this objective, and a strong reference back would keep
+        # every trained network (and its buffers) alive for good
+        self._net = weakref.ref(net)
+        self.lamb, self.mu1, self.mu2 = float(lamb), float(mu1), float(mu2)
         self.params = list(params)
         self.X, self.y = X, y.detach().numpy().copy()
         self._X_version = X._version
@@ -83,6 +86,13 @@ class FusedObjective:
         if self._products and not self.compiled:
             raise ValueError("product nodes need the compiled objective (float64, kanstudio.core._kernels)")
 
+    @property
+    def net(self) -> KANNetwork:
+        net = self._net()
+        if net is None:
+            raise RuntimeError("the network of this objective no longer exists")
+        return net
+
     @classmethod
     def for_network(cls, net: KANNetwork, X: torch.Tensor, y: torch.Tensor, params, lamb: float,
                     mu1: float, mu2: float) -> "FusedObjective":
@@ -102,8 +112,10 @@ class FusedObjective:
                 or (float(lamb), float(mu1), float(mu2)) != (self.lamb, self.mu1, self.mu2)
                 or X.shape != self.X.shape or X.dtype != self.X.dtype or tuple(y.shape) != self.y.shape):
             return False
-        same_x = X is self.X and X._version == self._X_version
-        if not same_x and not np.array_equal(X.detach().numpy(), self.X.detach().numpy()):
+        if X is self.X:  # changed in place: nothing left to compare it with
+            if X._version != self._X_version:
+                return False
+        elif not np.array_equal(X.detach().numpy(), self.X.detach().numpy()):
             return False
         if not np.array_equal(y.detach().numpy(), self.y):
             return False

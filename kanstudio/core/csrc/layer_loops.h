@@ -176,7 +176,6 @@ INLINE void fwd_body(fwd_job *J, int k) {
             }
             for (int q = 0; q < qn; q++) J->Y[(size_t)b * o + jb + q] = J->NS[jb + q] * y[q] + J->BI[jb + q];
         }
-    return;
 }
 
 static void *fwd_run(void *arg) {
@@ -257,8 +256,8 @@ INLINE void bwd_body(bwd_job *J, int k) {
             }
         }
     }
-    return;
 }
+
 static void *bwd_run(void *arg) {
     bwd_job *J = arg;
     if (J->k == 3) bwd_body(J, 3);
