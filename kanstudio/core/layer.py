@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .compiled_edge_sum import CompiledEdgeSum, edge_sum_ok
+from .edge_weights import edge_weight_grads, edge_weights
 from .spline import KnotTables, adaptive_grid, bspline_basis, extend_grid, features, lstsq_coef, uniform_grid
 
 
@@ -42,9 +44,7 @@ class _EdgeSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, Fx, coef, scale_sp, scale_base, bias, live, node_scale, stats):
         b, n, M = Fx.shape
-        sp = scale_sp if live is None else scale_sp * live
-        sb = scale_base if live is None else scale_base * live
-        Wt = torch.cat([coef * sp.unsqueeze(-1), sb.unsqueeze(-1)], dim=-1).transpose(1, 2)  # (n, M, o)
+        Wt, sp = edge_weights(coef, scale_sp, scale_base, live)  # (n, M, o)
         ctx.stats, ctx.sp = stats, sp
         ctx.live, ctx.node_scale = live, node_scale
         if stats:
@@ -82,14 +82,7 @@ class _EdgeSum(torch.autograd.Function):
             gWt = (Fx.view(b, n * M).T @ gY).view(n, M, -1)
             if need_F:
                 gF = (gY @ Wt.T).view(b, n, M)
-        gW = gWt.transpose(1, 2)  # (n_in, n_out, M)
-        g_sp = gW[..., :-1]
-        g_coef = g_sp * ctx.sp.unsqueeze(-1)
-        g_scale_sp = torch.linalg.vecdot(g_sp, coef)
-        g_scale_base = gW[..., -1]
-        if live is not None:
-            g_scale_sp = g_scale_sp * live
-            g_scale_base = g_scale_base * live
+        g_coef, g_scale_sp, g_scale_base = edge_weight_grads(gWt, coef, ctx.sp, live)
         return gF, g_coef, g_scale_sp, g_scale_base, g_out.sum(0), None, None, None
 
 
@@ -188,10 +181,7 @@ class KANLayer(nn.Module):
     def _weight_matrix(self, live: torch.Tensor | None) -> torch.Tensor:
         """``(n_in, G+k+1, n_out)``: the weights matching :meth:`features` -- ``coef * scale_sp``
         for the basis rows, ``scale_base`` for the SiLU row -- zero for pruned/symbolic edges."""
-        W = torch.cat([self.coef * self.scale_sp.unsqueeze(-1), self.scale_base.unsqueeze(-1)], dim=-1)
-        if live is not None:
-            W = W * live.unsqueeze(-1)
-        return W.transpose(1, 2)
+        return edge_weights(self.coef, self.scale_sp, self.scale_base, live)[0]
 
     # ----------------------------------------------------------------- structure
     @property
@@ -269,8 +259,12 @@ class KANLayer(nn.Module):
             return (out, acts) if return_acts else out
         live, unit_scale, has_sym = self._structure()
         if not has_sym:
+            ns = None if unit_scale else self.node_scale
+            if edge_sum_ok(x, self.knots, self.coef, self.scale_sp, self.scale_base, self.bias):
+                return CompiledEdgeSum.apply(x, self.tables(), self.coef, self.scale_sp, self.scale_base, self.bias,
+                                             live, ns)
             return _EdgeSum.apply(self.features(x), self.coef, self.scale_sp, self.scale_base, self.bias,
-                                  live, None if unit_scale else self.node_scale, False)
+                                  live, ns, False)
         if self._no_splines:  # every live edge is snapped (a refit after auto-symbolic): no basis needed
             out = x.new_zeros(x.shape[0], self.n_out)
         else:

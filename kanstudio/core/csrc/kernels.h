@@ -11,6 +11,12 @@
 
 #define MAXTHREADS 8
 
+/* layer.c and edge_sum.c build an AVX2 + FMA copy of their loops (chosen at run time) where
+ * GCC targets x86-64 */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define HAVE_AVX2_LOOPS 1
+#endif
+
 /* ---- argument checking ---------------------------------------------------------------- */
 
 static inline int check_len(Py_buffer *b, Py_ssize_t count, Py_ssize_t item, const char *name) {
@@ -35,11 +41,20 @@ static inline int get_opt(PyObject *obj, Py_buffer *view, int writable, double *
 /* Runs fn on jobs[0..nt-1] (each `size` bytes), jobs[0] on the calling thread, the others on
  * the pool's workers (pool.c); nt <= 1 runs on the caller only. Call without the GIL. */
 void run_jobs(void *(*fn)(void *), void *jobs, size_t size, int nt);
+/* The same for njobs jobs on nt threads (the caller and nt - 1 workers), claimed one by one:
+ * with more jobs than threads, a worker that starts late (its core busy with another
+ * process's or library's threads) leaves its share to the others instead of holding them up. */
+void run_jobs_on(void *(*fn)(void *), void *jobs, size_t size, int njobs, int nt);
+/* The same on the OpenMP team of the runtime torch has loaded, or run_jobs_on (omp_team.c). */
+void run_jobs_team(void *(*fn)(void *), void *jobs, size_t size, int njobs, int nt);
 
 /* the module's functions, one file per concept */
 PyObject *layer_forward(PyObject *self, PyObject *args);  /* layer.c */
 PyObject *layer_backward(PyObject *self, PyObject *args); /* layer.c */
 PyObject *layer_isa(PyObject *self, PyObject *args);      /* layer.c */
+int loops_are_avx2(void);                                 /* layer.c: isa() chose avx2 */
+PyObject *edge_sum_forward(PyObject *self, PyObject *args);  /* edge_sum.c */
+PyObject *edge_sum_backward(PyObject *self, PyObject *args); /* edge_sum.c */
 PyObject *mse_grad(PyObject *self, PyObject *args);       /* loss.c */
 PyObject *l1_entropy(PyObject *self, PyObject *args);     /* loss.c */
 PyObject *assemble(PyObject *self, PyObject *args);       /* block.c */

@@ -35,8 +35,7 @@ typedef struct {
 #undef LOOPS
 #undef VW
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define HAVE_AVX2_LOOPS 1
+#ifdef HAVE_AVX2_LOOPS
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #define LOOPS(name) name##_avx2
@@ -69,6 +68,14 @@ static const loops *best_loops(void) {
 static const loops *current_loops(void) {
     if (!chosen) chosen = best_loops();
     return chosen;
+}
+
+int loops_are_avx2(void) {
+#ifdef HAVE_AVX2_LOOPS
+    return current_loops() == &avx2_loops;
+#else
+    return 0;
+#endif
 }
 
 /* isa() -> the name of the loops in use; isa(name) switches ("generic", "avx2" where built and

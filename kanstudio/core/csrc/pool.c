@@ -85,11 +85,14 @@ static void forget_workers(void) {
 
 static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_workers); }
 
-void run_jobs(void *(*fn)(void *), void *jobs, size_t size, int nt) {
+void run_jobs(void *(*fn)(void *), void *jobs, size_t size, int nt) { run_jobs_on(fn, jobs, size, nt, nt); }
+
+void run_jobs_on(void *(*fn)(void *), void *jobs, size_t size, int njobs, int nt) {
     char *J = jobs;
     if (nt > MAXTHREADS) nt = MAXTHREADS;
+    if (nt > njobs) nt = njobs;
     if (nt <= 1 || pthread_mutex_trylock(&busy) != 0) {
-        for (int t = 0; t < nt || t == 0; t++) fn(J + (size_t)t * size);
+        for (int t = 0; t < njobs || t == 0; t++) fn(J + (size_t)t * size);
         return;
     }
     pthread_once(&atfork_once, register_atfork);
@@ -105,9 +108,9 @@ void run_jobs(void *(*fn)(void *), void *jobs, size_t size, int nt) {
     task_fn = fn;
     task_jobs = J;
     task_size = size;
-    task_nt = nt;
+    task_nt = njobs;
     task_next = 1; /* job 0 is the caller's */
-    remaining = (unsigned long)(nt - 1);
+    remaining = (unsigned long)(njobs - 1);
     __atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&go);
     pthread_mutex_unlock(&mu);

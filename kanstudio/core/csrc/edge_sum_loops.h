@@ -1,0 +1,236 @@
+/* The chunked loops of edge_sum.c. edge_sum.c includes this file once per (element type,
+ * instruction set): REAL is float or double, IREAL the integer of the same size, VW the
+ * vector width in REALs, LOOPS(name) gives each copy its own names. */
+#define vec LOOPS(vec)
+#define ivec LOOPS(ivec)
+#define v4 LOOPS(v4)
+#define vload LOOPS(vload)
+#define vstore LOOPS(vstore)
+#define vexp LOOPS(vexp)
+#define silu1 LOOPS(silu1)
+#define chunk_basis LOOPS(chunk_basis)
+#define fwd_body LOOPS(fwd_body)
+#define bwd_body LOOPS(bwd_body)
+#define fwd_run LOOPS(fwd_run)
+#define bwd_run LOOPS(bwd_run)
+
+typedef REAL vec __attribute__((vector_size(VW * sizeof(REAL))));
+typedef IREAL ivec __attribute__((vector_size(VW * sizeof(REAL))));
+typedef REAL v4 __attribute__((vector_size(4 * sizeof(REAL))));
+
+#define INLINE static inline __attribute__((always_inline))
+#define C_(x) ((REAL)(x))
+
+static inline vec vload(const REAL *p) { vec v; memcpy(&v, p, sizeof v); return v; }
+static inline void vstore(REAL *p, vec v) { memcpy(p, &v, sizeof v); }
+
+/* exp(x), VW lanes at once: x = n ln2 + r, |r| <= ln2 / 2 (ln2 in two parts, so n ln2 is
+ * exact), a Taylor polynomial for exp(r) whose first omitted term is below the type's
+ * rounding, times 2^n built in the exponent bits. x is clamped to where 2^n is a normal number
+ * (silu of the clamped values rounds to the same result); NaN stays NaN. */
+static inline vec vexp(vec x) {
+#if REAL_BITS == 32
+    const vec lo = (vec){0} - 87.0f, hi = (vec){0} + 88.0f;
+    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+    static const float coef[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
+    const int mant = 23, bias = 127;
+#else
+    const vec lo = (vec){0} - 708.0, hi = (vec){0} + 709.0;
+    const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
+    const double ln2_hi = 0.693145751953125, ln2_lo = 1.4286068203094172321e-06;
+    static const double coef[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                  1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0,
+                                  1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};
+    const int mant = 52, bias = 1023;
+#endif
+    ivec below = x < lo, above = x > hi;
+    x = (vec)(((ivec)x & ~below) | ((ivec)lo & below));
+    x = (vec)(((ivec)x & ~above) | ((ivec)hi & above));
+    vec t = x * C_(1.4426950408889634) + shifter, n = t - shifter;
+    ivec ni = (ivec)t - (ivec)((vec){0} + shifter); /* n as an integer: the low bits of t */
+    vec r = (x - n * ln2_hi) - n * ln2_lo;
+    vec p = (vec){0} + coef[0];
+    for (size_t q = 1; q < sizeof coef / sizeof coef[0]; q++) p = p * r + coef[q];
+    ivec bits = (ni + bias) << mant;
+    return p * (vec)bits;
+}
+
+static inline void silu1(REAL x, REAL *v, REAL *d) {
+    REAL sig = C_(1.0 / (1.0 + exp(-(double)x)));
+    *v = x * sig;
+    if (d) *d = sig * (1 + x * (1 - sig));
+}
+
+/* The basis of input i for the chunk's cb samples from sample b0: per sample q, c0[q] (the
+ * first of the k + 1 functions of its span) and v[q * (k+2) + r], the k + 1 values then silu;
+ * d the same for d/dx (when not NULL). Span s = number of knots <= x (0 and K: outside, zero
+ * tables; u is set to 0 there so an infinite x gives zeros, not 0 * inf); the values are
+ * sum_e tab[s][e][r] u^e with u = x - span_t[s] (spline.py's KnotTables). */
+INLINE void chunk_basis(const es_job *J, int i, int b0, int cb, int k, int *c0, REAL *xs, REAL *v, REAL *d) {
+    const int n = J->n, K = J->K, R1 = k + 1, R = k + 2;
+    const REAL *X = (const REAL *)J->X + (size_t)b0 * n + i;
+    const REAL *t = (const REAL *)J->T + (size_t)i * K;
+    const REAL *tab = (const REAL *)J->TAB + (size_t)i * (K + 1) * R1 * R1;
+    const REAL *st = (const REAL *)J->ST + (size_t)i * (K + 1);
+    const int *start = J->START + (size_t)i * (K + 1);
+    for (int q = 0; q < cb; q++) xs[q] = X[(size_t)q * n];
+    int q = 0;
+    for (; q + VW <= cb; q += VW) {
+        vec x = vload(xs + q);
+        vec sig = 1 / (1 + vexp(-x)), s = x * sig;
+        vec ds = sig * (1 + x * (1 - sig));
+        for (int l = 0; l < VW; l++) {
+            v[(q + l) * R + R1] = s[l];
+            if (d) d[(q + l) * R + R1] = ds[l];
+        }
+    }
+    for (; q < cb; q++) silu1(xs[q], v + q * R + R1, d ? d + q * R + R1 : NULL);
+    for (q = 0; q < cb; q++) {
+        REAL x = xs[q];
+        int s = 0;
+        for (int j = 0; j < K; j++) s += x >= t[j];
+        REAL u = (s == 0 || s == K) ? 0 : x - st[s];
+        const REAL *c = tab + (size_t)s * R1 * R1;
+        REAL *vq = v + q * R, *dq = d ? d + q * R : NULL;
+        c0[q] = start[s];
+        if (R1 == 4) {
+            v4 p, dp = {0}, ce;
+            memcpy(&p, c + 3 * 4, sizeof p);
+            for (int e = 2; e >= 0; e--) {
+                memcpy(&ce, c + e * 4, sizeof ce);
+                dp = dp * u + p;
+                p = p * u + ce;
+            }
+            memcpy(vq, &p, sizeof p);
+            if (dq) memcpy(dq, &dp, sizeof dp);
+            continue;
+        }
+        for (int r = 0; r < R1; r++) {
+            REAL p = c[k * R1 + r], dp = 0;
+            for (int e = k - 1; e >= 0; e--) {
+                dp = dp * u + p;
+                p = p * u + c[e * R1 + r];
+            }
+            vq[r] = p;
+            if (dq) dq[r] = dp;
+        }
+    }
+}
+
+/* Forward: Y[b] = sum_i (sum_r v[b,i,r] W[i][c0 + r] + silu(x_bi) W[i][nb]). The chunk's
+ * outputs (cb x oP) are summed in memory that stays in L1 while one input's weights
+ * ((nb + 1) x oP) are read for every sample of the chunk. */
+INLINE void fwd_body(es_job *J, int k) {
+    const int n = J->n, o = J->o, oP = J->oP, nb = J->nb, R = k + 2, CB = J->CB;
+    const size_t WI = (size_t)(nb + 1) * oP;
+    const REAL *W = (const REAL *)J->Wp;
+    REAL *Y = (REAL *)J->OUT, *acc = (REAL *)J->scratch;
+    REAL *v = acc + (size_t)CB * oP, *xs = v + (size_t)CB * R;
+    int *c0 = (int *)(xs + CB);
+    for (int b0 = J->b0; b0 < J->b1; b0 += CB) {
+        int cb = J->b1 - b0 < CB ? J->b1 - b0 : CB;
+        memset(acc, 0, sizeof(REAL) * (size_t)cb * oP);
+        for (int i = 0; i < n; i++) {
+            chunk_basis(J, i, b0, cb, k, c0, xs, v, NULL);
+            const REAL *Wi = W + i * WI, *ws = Wi + (size_t)nb * oP;
+            for (int q = 0; q < cb; q++) {
+                const REAL *w0 = Wi + (size_t)c0[q] * oP;
+                REAL *restrict a = acc + (size_t)q * oP;
+                vec vb[R];  /* the sample's values, broadcast once (stores to acc could alias v) */
+                for (int r = 0; r < R; r++) vb[r] = (vec){0} + v[q * R + r];
+                for (int jb = 0; jb < oP; jb += VW) {
+                    vec s = vload(a + jb) + vb[k + 1] * vload(ws + jb);
+                    for (int r = 0; r <= k; r++) s += vb[r] * vload(w0 + (size_t)r * oP + jb);
+                    vstore(a + jb, s);
+                }
+            }
+        }
+        for (int q = 0; q < cb; q++) memcpy(Y + (size_t)(b0 + q) * o, acc + (size_t)q * oP, sizeof(REAL) * o);
+    }
+}
+
+static void *fwd_run(void *arg) {
+    es_job *J = arg;
+    if (J->k == 3) fwd_body(J, 3);
+    else fwd_body(J, J->k);
+    return NULL;
+}
+
+/* Backward: the thread's weight gradient GW[i][c0 + r] += v[r] gY[b] (and GW[i][nb] for silu)
+ * and, with_gx, gx[b, i] = gY[b] . (sum_r d[r] W[i][c0 + r] + dsilu W[i][nb]), per chunk and
+ * input like the forward, so one input's weights and gradient rows stay in L1. */
+INLINE void bwd_body(es_job *J, int k, int with_gx) {
+    const int n = J->n, o = J->o, oP = J->oP, nb = J->nb, R = k + 2, CB = J->CB;
+    const size_t WI = (size_t)(nb + 1) * oP;
+    const REAL *W = (const REAL *)J->Wp, *GY = (const REAL *)J->GY;
+    REAL *GW = (REAL *)J->GW, *GX = (REAL *)J->GX, *gP = (REAL *)J->scratch;
+    REAL *v = gP + (size_t)CB * oP, *xs = v + (size_t)CB * R, *d = xs + CB;
+    int *c0 = (int *)(d + (size_t)CB * R);
+    memset(GW, 0, sizeof(REAL) * n * WI);
+    for (int b0 = J->b0; b0 < J->b1; b0 += CB) {
+        int cb = J->b1 - b0 < CB ? J->b1 - b0 : CB;
+        for (int q = 0; q < cb; q++) {  /* the chunk's output gradients, padded with zeros to oP */
+            REAL *g = gP + (size_t)q * oP;
+            memcpy(g, GY + (size_t)(b0 + q) * o, sizeof(REAL) * o);
+            for (int j = o; j < oP; j++) g[j] = 0;
+        }
+        for (int i = 0; i < n; i++) {
+            chunk_basis(J, i, b0, cb, k, c0, xs, v, with_gx ? d : NULL);
+            const REAL *Wi = W + i * WI, *ws = Wi + (size_t)nb * oP;
+            REAL *GWi = GW + i * WI, *gs = GWi + (size_t)nb * oP;
+            for (int q = 0; q < cb; q++) {
+                const REAL *g = gP + (size_t)q * oP;
+                const REAL *w0 = Wi + (size_t)c0[q] * oP;
+                REAL *restrict gw0 = GWi + (size_t)c0[q] * oP;
+                vec vb[R], db[R];  /* broadcast once: the stores to GW could alias v and d */
+                for (int r = 0; r < R; r++) {
+                    vb[r] = (vec){0} + v[q * R + r];
+                    db[r] = with_gx ? (vec){0} + d[q * R + r] : (vec){0};
+                }
+                vec t = {0};
+                for (int jb = 0; jb < oP; jb += VW) {
+                    vec gj = vload(g + jb);
+                    vstore(gs + jb, vload(gs + jb) + vb[k + 1] * gj);
+                    for (int r = 0; r <= k; r++) {
+                        REAL *gw = gw0 + (size_t)r * oP + jb;
+                        vstore(gw, vload(gw) + vb[r] * gj);
+                    }
+                    if (with_gx) {
+                        vec u = db[k + 1] * vload(ws + jb);
+                        for (int r = 0; r <= k; r++) u += db[r] * vload(w0 + (size_t)r * oP + jb);
+                        t += u * gj;
+                    }
+                }
+                if (with_gx) {
+                    REAL acc = 0;
+                    for (int l = 0; l < VW; l++) acc += t[l];
+                    GX[(size_t)(b0 + q) * n + i] = acc;
+                }
+            }
+        }
+    }
+}
+
+static void *bwd_run(void *arg) {
+    es_job *J = arg;
+    int gx = J->GX != NULL;
+    if (J->k == 3) gx ? bwd_body(J, 3, 1) : bwd_body(J, 3, 0);
+    else gx ? bwd_body(J, J->k, 1) : bwd_body(J, J->k, 0);
+    return NULL;
+}
+
+#undef vec
+#undef ivec
+#undef v4
+#undef vload
+#undef vstore
+#undef vexp
+#undef silu1
+#undef chunk_basis
+#undef fwd_body
+#undef bwd_body
+#undef fwd_run
+#undef bwd_run
+#undef INLINE
+#undef C_
