@@ -42,12 +42,15 @@ class KAN:
         ``None`` chooses ``[n, min(2n+1, 9), 1]`` from the data at ``fit``.
     grid, k : grid intervals and spline order of every edge.
     seed : everything random (init, mini-batches) derives from it.
-    device : ``'auto'`` (CUDA when available), ``'cpu'`` or ``'cuda'``.
+    device : ``'cpu'`` (default), ``'cuda'``, or ``'auto'`` (CUDA when available). The CPU is the
+        default because KANs of the usual size train far faster there, through the compiled
+        objective: 50 LBFGS steps of ``[2, 5, 1]`` on 1000 rows took 0.78 s on the CPU and 7.9 s on
+        an H100, where every step is hundreds of tiny kernel launches.
     dtype : ``'float64'`` (default, best for exact formulas) or ``'float32'``.
     """
 
     def __init__(self, width=None, grid: int = 5, k: int = 3, seed: int = 0, *, noise_scale: float = 0.1,
-                 device: str = "auto", dtype: str = "float64", grid_eps: float = 0.02):
+                 device: str = "cpu", dtype: str = "float64", grid_eps: float = 0.02):
         self.width = width
         self.grid, self.k, self.seed = grid, k, seed
         self.noise_scale, self.device, self.dtype, self.grid_eps = noise_scale, device, dtype, grid_eps
@@ -143,7 +146,7 @@ class KAN:
         return meta, {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
 
     @classmethod
-    def from_state(cls, meta: dict, tensors: dict[str, torch.Tensor], device: str = "auto") -> "KAN":
+    def from_state(cls, meta: dict, tensors: dict[str, torch.Tensor], device: str = "cpu") -> "KAN":
         m = cls(None, grid=meta["grid"], k=meta["k"], seed=meta["seed"], noise_scale=meta["noise_scale"],
                 device=device, dtype=meta["dtype"], grid_eps=meta["grid_eps"])
         m.net_ = KANNetwork.from_state(meta["net"], tensors).to(resolve_device(device))

@@ -29,11 +29,13 @@ def als_product(net, X: torch.Tensor, y: torch.Tensor, rounds: int = 12, ridge: 
     # Random (seeded) starting factors: from constant ones, a factor whose conditional mean is 0
     # (x in x*y on [-1, 1]) solves to 0 and the next solve has nothing to divide by.
     g = torch.Generator().manual_seed(int(getattr(net, "seed", 0)))
-    theta = [torch.cat([torch.zeros(1), 1 + torch.randn(layer.G + layer.k, generator=g, dtype=torch.float64),
-                        torch.zeros(1)]) for _ in feats]
+    dev = h.device  # drawn on the CPU (the same numbers on every device), then moved
+    f64 = torch.float64
+    theta = [torch.cat([torch.zeros(1, dtype=f64), 1 + torch.randn(layer.G + layer.k, generator=g, dtype=f64),
+                        torch.zeros(1, dtype=f64)]).to(dev) for _ in feats]
     live = [bool(layer.mask[i, 0] > 0) for i in range(layer.n_in)]
     phis = [f @ t for f, t in zip(feats, theta)]
-    bias = torch.zeros((), dtype=torch.float64)
+    bias = torch.zeros((), dtype=torch.float64, device=dev)
     for _ in range(rounds):
         for i in range(layer.n_in):
             if not live[i]:
@@ -44,9 +46,9 @@ def als_product(net, X: torch.Tensor, y: torch.Tensor, rounds: int = 12, ridge: 
                     others = others * phis[j]
             A = torch.cat([feats[i][:, :-1] * others[:, None], torch.ones_like(others[:, None])], 1)
             AtA = A.T @ A
-            AtA += ridge * AtA.diagonal().mean() * torch.eye(A.shape[1], dtype=A.dtype)
+            AtA += ridge * AtA.diagonal().mean() * torch.eye(A.shape[1], dtype=A.dtype, device=dev)
             sol = torch.linalg.solve(AtA, A.T @ target)
-            theta[i] = torch.cat([sol[:-1], torch.zeros(1, dtype=sol.dtype)])
+            theta[i] = torch.cat([sol[:-1], sol.new_zeros(1)])
             bias = sol[-1]
             phis[i] = feats[i] @ theta[i]
     for i in range(layer.n_in):
