@@ -36,23 +36,28 @@ def _layer(n, o, grid, k, dtype, mask=True, node_scale=True, regrid=False, seed=
     return layer
 
 
-def _both(layer, x):
-    """(compiled, torch) -> each (output, x.grad, coef, scale_sp, scale_base, bias grads)."""
+def _both(layer, x, stats=False):
+    """(compiled, torch) -> each (output, [edge magnitudes,] x.grad, coef, scale_sp, scale_base,
+    bias grads); with stats the loss also weighs the magnitudes, as the sparsity penalty does."""
     live, unit, _ = layer._structure()
     ns = None if unit else layer.node_scale
-    gy = torch.randn(x.shape[0], layer.n_out, generator=torch.Generator().manual_seed(9), dtype=x.dtype)
+    g = torch.Generator().manual_seed(9)
+    gy = torch.randn(x.shape[0], layer.n_out, generator=g, dtype=x.dtype)
+    gm = torch.randn(layer.n_in, layer.n_out, generator=g, dtype=x.dtype)
     res = []
     for compiled in (True, False):
         xx = x.detach().clone().requires_grad_()
         layer.zero_grad(set_to_none=True)
+        args = (layer.coef, layer.scale_sp, layer.scale_base, layer.bias, live, ns, stats)
         if compiled:
-            y = CE.CompiledEdgeSum.apply(xx, layer.tables(), layer.coef, layer.scale_sp, layer.scale_base, layer.bias,
-                                         live, ns)
+            out = CE.CompiledEdgeSum.apply(xx, layer.tables(), *args)
         else:
-            y = _EdgeSum.apply(layer.features(xx), layer.coef, layer.scale_sp, layer.scale_base, layer.bias, live, ns,
-                               False)
-        (y * gy).sum().backward()
-        res.append([y.detach(), xx.grad] + [p.grad for p in (layer.coef, layer.scale_sp, layer.scale_base, layer.bias)])
+            out = _EdgeSum.apply(layer.features(xx), *args)
+        y, mags = out if stats else (out, None)
+        loss = (y * gy).sum() + ((mags * gm).sum() if stats else 0)
+        loss.backward()
+        res.append([y.detach()] + ([mags.detach()] if stats else []) + [xx.grad] +
+                   [p.grad for p in (layer.coef, layer.scale_sp, layer.scale_base, layer.bias)])
     return res
 
 
@@ -66,23 +71,26 @@ def _close(a, b, dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("n,o,grid,k,regrid", [(3, 5, 4, 3, False), (4, 9, 6, 2, True), (2, 1, 5, 1, False),
                                                (5, 13, 3, 4, True), (6, 16, 5, 3, True)])
-def test_matches_the_dense_block_path(isa, dtype, n, o, grid, k, regrid):
+@pytest.mark.parametrize("stats", [False, True])
+def test_matches_the_dense_block_path(isa, dtype, n, o, grid, k, regrid, stats):
     layer = _layer(n, o, grid, k, dtype, regrid=regrid)
     g = torch.Generator().manual_seed(3)
     x = torch.rand(157, n, generator=g, dtype=dtype) * 3.2 - 1.6  # some beyond the grid
-    _close(*_both(layer, x), dtype)
+    _close(*_both(layer, x, stats), dtype)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_a_wide_layer_split_over_jobs_and_threads(isa, threads, monkeypatch):
+@pytest.mark.parametrize("stats", [False, True])
+def test_a_wide_layer_split_over_jobs_and_threads(isa, threads, stats, monkeypatch):
     """64 -> 64 on 4096 rows (the benchmark's shape): several jobs per thread, each with its own
-    weight gradient; the same results as the dense path, and the same bits on every call."""
+    weight gradient (and edge magnitudes); the same results as the dense path, and the same
+    bits on every call."""
     monkeypatch.setattr(CE, "_threads", lambda b, n, o: threads)
     layer = _layer(64, 64, 5, 3, torch.float32, regrid=True)
     x = torch.rand(4096, 64, generator=torch.Generator().manual_seed(4)) * 2.2 - 1.1
-    first, dense = _both(layer, x)
+    first, dense = _both(layer, x, stats)
     _close(first, dense, torch.float32)
-    again, _ = _both(layer, x)
+    again, _ = _both(layer, x, stats)
     assert all(torch.equal(a, b) for a, b in zip(first, again))
 
 
@@ -92,10 +100,15 @@ def test_gradcheck_inputs_and_parameters(isa):
     x = (torch.rand(40, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 2.6 - 1.3)
     params = tuple(p.detach().clone().requires_grad_() for p in (layer.coef, layer.scale_sp, layer.scale_base, layer.bias))
 
-    def f(z, coef, sp, sb, bias):
-        return CE.CompiledEdgeSum.apply(z, layer.tables(), coef, sp, sb, bias, live, None if unit else layer.node_scale)
+    def f(stats):
+        def run(z, coef, sp, sb, bias):
+            return CE.CompiledEdgeSum.apply(z, layer.tables(), coef, sp, sb, bias, live,
+                                            None if unit else layer.node_scale, stats)
+        return run
 
-    assert torch.autograd.gradcheck(f, (x.requires_grad_(),) + params)
+    x.requires_grad_()
+    assert torch.autograd.gradcheck(f(False), (x,) + params)
+    assert torch.autograd.gradcheck(f(True), (x,) + params)  # through the edge magnitudes too
 
 
 def test_non_finite_inputs_stay_where_they_are():
@@ -139,8 +152,8 @@ def _kernels_run(queue):
     W = CE.edge_weights(layer.coef.detach(), layer.scale_sp.detach(), layer.scale_base.detach(), None)[0].contiguous()
     y, gW, gx = x.new_empty(4096, 64), torch.empty_like(W), torch.empty_like(x)
     head = (64, 4096, 64, arrays[0].shape[1], 3, 4, x.numpy(), *arrays, W.numpy())
-    CE._kernels.edge_sum_forward(*head, y.numpy(), 2)
-    CE._kernels.edge_sum_backward(*head, y.numpy(), gW.numpy(), gx.numpy(), 2)
+    CE._kernels.edge_sum_forward(*head, y.numpy(), None, 2)
+    CE._kernels.edge_sum_backward(*head, y.numpy(), None, gW.numpy(), gx.numpy(), 2)
     result = tuple(hashlib.sha256(t.numpy().tobytes()).hexdigest() for t in (y, gW, gx))
     return queue.put(result) if queue is not None else result
 

@@ -40,8 +40,9 @@ def _block_threads(N: int) -> int:
     """Two threads of the pool (csrc/pool.c) for large blocks. Between torch's own ops its
     OpenMP workers are still spinning on the other core; with a thread started per call this
     measured slower than one thread, but the pool's worker spins too and its job is taken
-    over by the caller when it is late: 64 -> 64 layer, batch 4096, 12.0-13.1x -> 11.4-11.7x
-    Linear+SiLU."""
+    over by the caller when it is late: 64 -> 64 layer through the block, batch 4096,
+    12.0-13.1x -> 11.4-11.7x Linear+SiLU. (Plain spline layers now skip the block:
+    compiled_edge_sum.py; it remains for per-edge activations and product / snapped layers.)"""
     return 2 if N >= 65536 and torch.get_num_threads() >= 2 else 1
 
 

@@ -45,37 +45,43 @@ def _threads(b: int, n: int, o: int) -> int:
 class CompiledEdgeSum(torch.autograd.Function):
     """``out = (sum_i phi_ij(x_i)) * node_scale + bias`` with ``phi_ij = scale_base * silu +
     scale_sp * spline``: the same function and arguments as layer.py's ``_EdgeSum`` (``live``
-    and ``node_scale`` constants, None when all ones), from ``x (batch, n_in)`` and the layer's
-    :class:`KnotTables` instead of a feature block."""
+    and ``node_scale`` constants, None when all ones; ``stats``: also the edge magnitudes
+    ``mean_b |phi_ij|``), from ``x (batch, n_in)`` and the layer's :class:`KnotTables` instead
+    of a feature block. The magnitudes' gradient adds ``g_mag / batch * sign(phi)`` to each
+    edge's; the loops recompute ``phi`` for it rather than keep ``(batch, n_in, n_out)`` signs."""
 
     @staticmethod
-    def forward(ctx, x, tables, coef, scale_sp, scale_base, bias, live, node_scale):
+    def forward(ctx, x, tables, coef, scale_sp, scale_base, bias, live, node_scale, stats=False):
         x = x.detach().contiguous()
         b, n = x.shape
         o = coef.shape[1]
         Wt, sp = edge_weights(coef.detach(), scale_sp.detach(), scale_base.detach(), live)
         Wt = Wt.contiguous()
         arrays = _tables(tables, x.dtype)
-        K = arrays[0].shape[1]
         Y = x.new_empty(b, o)
+        mags = x.new_empty(n, o) if stats else None
         nt = _threads(b, n, o)
-        _kernels.edge_sum_forward(n, b, o, K, tables.k, x.element_size(), x.numpy(), *arrays, Wt.numpy(), Y.numpy(), nt)
+        _kernels.edge_sum_forward(n, b, o, arrays[0].shape[1], tables.k, x.element_size(), x.numpy(), *arrays,
+                                  Wt.numpy(), Y.numpy(), None if mags is None else mags.numpy(), nt)
         ctx.save_for_backward(x, coef, Wt)
         ctx.tables, ctx.sp, ctx.live, ctx.node_scale, ctx.nt = tables, sp, live, node_scale, nt
-        return torch.addcmul(bias, Y, node_scale) if node_scale is not None else Y.add_(bias)
+        out = torch.addcmul(bias, Y, node_scale) if node_scale is not None else Y.add_(bias)
+        return (out, mags) if stats else out
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g_out):
+    def backward(ctx, g_out, g_mag=None):
         x, coef, Wt = ctx.saved_tensors
         b, n = x.shape
         o = coef.shape[1]
         ns = ctx.node_scale
         gY = (g_out if ns is None else g_out * ns).to(x.dtype).contiguous()
+        r = None if g_mag is None else (g_mag / b).to(x.dtype).contiguous()
         gWt = torch.empty_like(Wt)
         gx = x.new_empty(b, n) if ctx.needs_input_grad[0] else None
         arrays = _tables(ctx.tables, x.dtype)
         _kernels.edge_sum_backward(n, b, o, arrays[0].shape[1], ctx.tables.k, x.element_size(), x.numpy(), *arrays,
-                                   Wt.numpy(), gY.numpy(), gWt.numpy(), None if gx is None else gx.numpy(), ctx.nt)
+                                   Wt.numpy(), gY.numpy(), None if r is None else r.numpy(), gWt.numpy(),
+                                   None if gx is None else gx.numpy(), ctx.nt)
         g_coef, g_sp, g_sb = edge_weight_grads(gWt, coef, ctx.sp, ctx.live)
-        return gx, None, g_coef, g_sp, g_sb, g_out.sum(0), None, None
+        return gx, None, g_coef, g_sp, g_sb, g_out.sum(0), None, None, None

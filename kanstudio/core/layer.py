@@ -281,8 +281,11 @@ class KANLayer(nn.Module):
         if self.n_prod or has_sym:
             acts = self.edge_values(x)
             return self.combine(acts), acts.abs().mean(0)
-        return _EdgeSum.apply(self.features(x), self.coef, self.scale_sp, self.scale_base, self.bias,
-                              live, None if unit_scale else self.node_scale, True)
+        ns = None if unit_scale else self.node_scale
+        if edge_sum_ok(x, self.knots, self.coef, self.scale_sp, self.scale_base, self.bias):
+            return CompiledEdgeSum.apply(x, self.tables(), self.coef, self.scale_sp, self.scale_base, self.bias,
+                                         live, ns, True)
+        return _EdgeSum.apply(self.features(x), self.coef, self.scale_sp, self.scale_base, self.bias, live, ns, True)
 
     # ----------------------------------------------------------------- grids
     def _spline_part(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,14 +12,15 @@
  * Shapes (C-contiguous, all of one element type): x (B, n), knots (n, K), tables (n, K+1,
  * k+1 [degree], k+1 [slot]) and span_t (n, K+1) from spline.py's KnotTables, start (n, K+1)
  * int32, weights W (n, nb+1, o) -- the nb = K-k-1 spline rows, then silu's -- y and gy (B, o),
- * gW (n, nb+1, o), gx (B, n). */
+ * gW (n, nb+1, o), gx (B, n); the edge magnitudes mag = mean_b |phi_ij| and the penalty's
+ * gradient share r (n, o). */
 #include "kernels.h"
 
 typedef struct {
     int n, B, o, oP, K, k, nb, b0, b1, CB;
-    const void *X, *T, *TAB, *ST, *Wp, *GY;
+    const void *X, *T, *TAB, *ST, *Wp, *GY, *RM;
     const int *START;
-    void *OUT, *GW, *GX, *scratch;
+    void *OUT, *GW, *GX, *MAG, *scratch;
 } es_job;
 
 #define REAL float
@@ -121,72 +122,110 @@ static int check(es_args *a) {
 #define JOBS_PER_THREAD 4
 #define MAXJOBS (JOBS_PER_THREAD * MAXTHREADS)
 
-/* How many jobs: JOBS_PER_THREAD per thread, unless the jobs' weight gradients would pass
- * 16 MB (wide layers: one per thread then), and no more than there are chunks of samples. */
-static int job_count(es_args *a, es_loops L, int nt, int backward) {
+/* How many jobs: JOBS_PER_THREAD per thread, unless the jobs' own sums (weight gradients,
+ * edge magnitudes) would pass 16 MB (wide layers: one per thread then), and no more than there
+ * are chunks of samples. */
+static int job_count(es_args *a, es_loops L, int nt, int own_sums) {
     int oP = (a->o + L.vw - 1) / L.vw * L.vw;
     size_t gw = (size_t)a->n * (a->nb + 1) * oP * a->itemsize;
     int nj = nt * JOBS_PER_THREAD;
-    if (backward && gw * nj > ((size_t)16 << 20)) nj = nt;
+    if (own_sums && gw * nj > ((size_t)16 << 20)) nj = nt;
     int chunks = (a->B + 63) / 64;
     if (nj > chunks) nj = chunks > nt ? chunks : nt;
     return nj < 1 ? 1 : nj;
 }
 
-/* Per job: its share of samples, chunk scratch and (backward) its weight gradient; the
- * padded weights (n, nb+1, oP) are shared. Returns the block to free, or NULL. */
-static char *setup_jobs(es_args *a, es_loops L, es_job *jobs, int nt, int backward) {
+/* rows x o -> rows x oP, the padding columns zero */
+static void pad_columns(char *dst, const char *src, size_t rows, int o, int oP, int S) {
+    for (size_t r = 0; r < rows; r++) {
+        memcpy(dst + r * oP * S, src + r * o * S, (size_t)o * S);
+        memset(dst + (r * oP + o) * S, 0, (size_t)(oP - o) * S);
+    }
+}
+
+/* Per job: its share of samples, chunk scratch, and its weight gradient (backward) or edge
+ * magnitudes (forward with mag); the padded weights (n, nb+1, oP) and penalty share r (n, oP)
+ * are shared. Returns the block to free, or NULL. */
+static char *setup_jobs(es_args *a, es_loops L, es_job *jobs, int nt, int backward, int with_mag, const void *r) {
     int vw = L.vw, oP = (a->o + vw - 1) / vw * vw, R = a->k + 2, S = a->itemsize;
     int CB = (int)(16384 / ((size_t)S * oP));  /* the chunk's outputs: 16 KB of L1 */
     CB = CB < 8 ? 8 : CB > 64 ? 64 : CB;
-    size_t WN = (size_t)a->n * (a->nb + 1) * oP;
+    size_t WN = (size_t)a->n * (a->nb + 1) * oP, MN = line_bytes(S * (size_t)a->n * oP);
     size_t per = line_bytes(S * ((size_t)CB * oP + (size_t)CB * (2 * R + 1)) + sizeof(int) * CB);
-    size_t gw = backward ? line_bytes(S * WN) : 0;
-    char *mem = aligned_alloc(LINE, line_bytes(S * WN) + (size_t)nt * (per + gw));
+    size_t gw = backward ? line_bytes(S * WN) : with_mag ? MN : 0;
+    char *mem = aligned_alloc(LINE, line_bytes(S * WN) + (r ? MN : 0) + (size_t)nt * (per + gw));
     if (!mem) return NULL;
-    /* padded weights: W (n, nb+1, o) -> (n, nb+1, oP) with zero columns */
-    size_t rows = (size_t)a->n * (a->nb + 1);
-    for (size_t r = 0; r < rows; r++) {
-        memcpy(mem + r * oP * S, (char *)a->w.buf + r * a->o * S, (size_t)a->o * S);
-        memset(mem + (r * oP + a->o) * S, 0, (size_t)(oP - a->o) * S);
+    pad_columns(mem, a->w.buf, (size_t)a->n * (a->nb + 1), a->o, oP, S);
+    char *p = mem + line_bytes(S * WN), *rm = NULL;
+    if (r) {
+        rm = p;
+        pad_columns(rm, r, (size_t)a->n, a->o, oP, S);
+        p += MN;
     }
-    char *p = mem + line_bytes(S * WN);
     for (int t = 0; t < nt; t++) {
         es_job *J = &jobs[t];
         J->n = a->n; J->B = a->B; J->o = a->o; J->oP = oP; J->K = a->K; J->k = a->k; J->nb = a->nb; J->CB = CB;
         J->X = a->x.buf; J->T = a->knots.buf; J->TAB = a->tab.buf; J->ST = a->span_t.buf; J->START = a->start.buf;
         J->Wp = mem;
+        J->RM = rm;
         J->b0 = (int)((long)a->B * t / nt); J->b1 = (int)((long)a->B * (t + 1) / nt);
         J->scratch = p; p += per;
-        J->GW = backward ? p : NULL; p += gw;
+        J->GW = backward ? p : NULL;
+        J->MAG = !backward && with_mag ? p : NULL;
+        p += gw;
         J->OUT = J->GX = NULL;
         J->GY = NULL;
     }
     return mem;
 }
 
-/* edge_sum_forward(n, B, o, K, k, itemsize, x, knots, tables, span_t, start, W, y, nthreads):
- * y (B, o) = the sum over each output's edges (no bias, no node scale). */
+/* out[r][j] = sum over jobs of their rows x oP block (in job order: deterministic) times scale,
+ * the padding dropped */
+static void sum_jobs(void *out, es_job *jobs, int nj, int in_gw, size_t rows, int o, int S, double scale) {
+    int oP = jobs[0].oP;
+    for (size_t r = 0; r < rows; r++)
+        for (int j = 0; j < o; j++) {
+            double acc = 0.0;
+            for (int t = 0; t < nj; t++) {
+                const void *src = in_gw ? jobs[t].GW : jobs[t].MAG;
+                acc += S == 4 ? ((const float *)src)[r * oP + j] : ((const double *)src)[r * oP + j];
+            }
+            if (S == 4) ((float *)out)[r * o + j] = (float)(acc * scale);
+            else ((double *)out)[r * o + j] = acc * scale;
+        }
+}
+
+/* edge_sum_forward(n, B, o, K, k, itemsize, x, knots, tables, span_t, start, W, y, mag,
+ * nthreads): y (B, o) = the sum over each output's edges (no bias, no node scale); mag (n, o),
+ * unless None, the edge magnitudes mean_b |phi_ij|. */
 PyObject *edge_sum_forward(PyObject *self, PyObject *args) {
     es_args a;
-    Py_buffer y;
+    Py_buffer y, mag_view;
+    PyObject *mag_obj;
+    double *mag;
     int nthreads;
-    if (!PyArg_ParseTuple(args, "iiiiiiy*y*y*y*y*y*w*i", &a.n, &a.B, &a.o, &a.K, &a.k, &a.itemsize, &a.x, &a.knots,
-                          &a.tab, &a.span_t, &a.start, &a.w, &y, &nthreads))
+    if (!PyArg_ParseTuple(args, "iiiiiiy*y*y*y*y*y*w*Oi", &a.n, &a.B, &a.o, &a.K, &a.k, &a.itemsize, &a.x, &a.knots,
+                          &a.tab, &a.span_t, &a.start, &a.w, &y, &mag_obj, &nthreads))
         return NULL;
     PyObject *ret = NULL;
-    if (!check(&a) || !check_len(&y, (Py_ssize_t)a.B * a.o, a.itemsize, "y")) goto done;
+    int got_mag = 0;
+    if (!get_opt(mag_obj, &mag_view, 1, &mag)) goto done;
+    got_mag = mag != NULL;
+    if (!check(&a) || !check_len(&y, (Py_ssize_t)a.B * a.o, a.itemsize, "y") ||
+        (got_mag && !check_len(&mag_view, (Py_ssize_t)a.n * a.o, a.itemsize, "mag")))
+        goto done;
     if (nthreads < 1 || nthreads > MAXTHREADS) nthreads = 1;
     {
         es_job jobs[MAXJOBS];
         es_loops L = pick(a.itemsize);
         char *mem = NULL;
-        int nj = job_count(&a, L, nthreads, 0);
+        int nj = job_count(&a, L, nthreads, got_mag);
         Py_BEGIN_ALLOW_THREADS
-        mem = setup_jobs(&a, L, jobs, nj, 0);
+        mem = setup_jobs(&a, L, jobs, nj, 0, got_mag, NULL);
         if (mem) {
             for (int t = 0; t < nj; t++) jobs[t].OUT = y.buf;
             run_jobs_team(L.fwd, jobs, sizeof(es_job), nj, nthreads);
+            if (got_mag) sum_jobs(mag, jobs, nj, 0, (size_t)a.n, a.o, a.itemsize, a.B ? 1.0 / a.B : 0.0);
         }
         Py_END_ALLOW_THREADS
         if (!mem) { PyErr_NoMemory(); goto done; }
@@ -197,54 +236,49 @@ PyObject *edge_sum_forward(PyObject *self, PyObject *args) {
 done:
     release(&a);
     PyBuffer_Release(&y);
+    if (got_mag) PyBuffer_Release(&mag_view);
     return ret;
 }
 
-/* edge_sum_backward(n, B, o, K, k, itemsize, x, knots, tables, span_t, start, W, gy, gW, gx,
- * nthreads): gW (n, nb+1, o) = d loss / d W from gy (B, o) = d loss / d y; gx (B, n) = d loss
- * / d x unless gx is None. */
+/* edge_sum_backward(n, B, o, K, k, itemsize, x, knots, tables, span_t, start, W, gy, r, gW,
+ * gx, nthreads): gW (n, nb+1, o) = d loss / d W from gy (B, o) = d loss / d y and, unless None,
+ * r (n, o) = d loss / d mag / B (each edge's gradient gets r sign(phi) added); gx (B, n) =
+ * d loss / d x unless gx is None. */
 PyObject *edge_sum_backward(PyObject *self, PyObject *args) {
     es_args a;
-    Py_buffer gy, gW, gx_view;
-    PyObject *gx_obj;
+    Py_buffer gy, gW, gx_view, r_view;
+    PyObject *gx_obj, *r_obj;
     int nthreads;
-    double *gx_ptr;
-    if (!PyArg_ParseTuple(args, "iiiiiiy*y*y*y*y*y*y*w*Oi", &a.n, &a.B, &a.o, &a.K, &a.k, &a.itemsize, &a.x,
-                          &a.knots, &a.tab, &a.span_t, &a.start, &a.w, &gy, &gW, &gx_obj, &nthreads))
+    double *gx_ptr, *r_ptr;
+    if (!PyArg_ParseTuple(args, "iiiiiiy*y*y*y*y*y*y*Ow*Oi", &a.n, &a.B, &a.o, &a.K, &a.k, &a.itemsize, &a.x,
+                          &a.knots, &a.tab, &a.span_t, &a.start, &a.w, &gy, &r_obj, &gW, &gx_obj, &nthreads))
         return NULL;
     PyObject *ret = NULL;
-    int got_gx = 0;
+    int got_gx = 0, got_r = 0;
     if (!get_opt(gx_obj, &gx_view, 1, &gx_ptr)) goto done;
     got_gx = gx_ptr != NULL;
+    if (!get_opt(r_obj, &r_view, 0, &r_ptr)) goto done;
+    got_r = r_ptr != NULL;
     if (!check(&a) || !check_len(&gy, (Py_ssize_t)a.B * a.o, a.itemsize, "gy") ||
         !check_len(&gW, (Py_ssize_t)a.n * (a.nb + 1) * a.o, a.itemsize, "gW") ||
-        (got_gx && !check_len(&gx_view, (Py_ssize_t)a.B * a.n, a.itemsize, "gx")))
+        (got_gx && !check_len(&gx_view, (Py_ssize_t)a.B * a.n, a.itemsize, "gx")) ||
+        (got_r && !check_len(&r_view, (Py_ssize_t)a.n * a.o, a.itemsize, "r")))
         goto done;
     if (nthreads < 1 || nthreads > MAXTHREADS) nthreads = 1;
     {
         es_job jobs[MAXJOBS];
         es_loops L = pick(a.itemsize);
         char *mem = NULL;
-        int S = a.itemsize, o = a.o, nj = job_count(&a, L, nthreads, 1);
+        int nj = job_count(&a, L, nthreads, 1);
         Py_BEGIN_ALLOW_THREADS
-        mem = setup_jobs(&a, L, jobs, nj, 1);
+        mem = setup_jobs(&a, L, jobs, nj, 1, 0, r_ptr);
         if (mem) {
             for (int t = 0; t < nj; t++) {
                 jobs[t].GY = gy.buf;
                 jobs[t].GX = gx_ptr;
             }
             run_jobs_team(L.bwd, jobs, sizeof(es_job), nj, nthreads);
-            /* the jobs' gradients, summed in job order (deterministic), padding dropped */
-            int oP = jobs[0].oP;
-            size_t rows = (size_t)a.n * (a.nb + 1);
-            for (size_t r = 0; r < rows; r++)
-                for (int j = 0; j < o; j++) {
-                    double acc = 0.0;
-                    for (int t = 0; t < nj; t++)
-                        acc += S == 4 ? ((float *)jobs[t].GW)[r * oP + j] : ((double *)jobs[t].GW)[r * oP + j];
-                    if (S == 4) ((float *)gW.buf)[r * o + j] = (float)acc;
-                    else ((double *)gW.buf)[r * o + j] = acc;
-                }
+            sum_jobs(gW.buf, jobs, nj, 1, (size_t)a.n * (a.nb + 1), a.o, a.itemsize, 1.0);
         }
         Py_END_ALLOW_THREADS
         if (!mem) { PyErr_NoMemory(); goto done; }
@@ -257,5 +291,6 @@ done:
     PyBuffer_Release(&gy);
     PyBuffer_Release(&gW);
     if (got_gx) PyBuffer_Release(&gx_view);
+    if (got_r) PyBuffer_Release(&r_view);
     return ret;
 }

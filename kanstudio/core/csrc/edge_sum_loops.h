@@ -7,6 +7,8 @@
 #define vload LOOPS(vload)
 #define vstore LOOPS(vstore)
 #define vexp LOOPS(vexp)
+#define vabs LOOPS(vabs)
+#define vsign LOOPS(vsign)
 #define silu1 LOOPS(silu1)
 #define chunk_basis LOOPS(chunk_basis)
 #define fwd_body LOOPS(fwd_body)
@@ -118,28 +120,48 @@ INLINE void chunk_basis(const es_job *J, int i, int b0, int cb, int k, int *c0, 
     }
 }
 
-/* Forward: Y[b] = sum_i (sum_r v[b,i,r] W[i][c0 + r] + silu(x_bi) W[i][nb]). The chunk's
+/* |a| and sign(a) lane by lane, without branches (the signs are close to random) */
+static inline vec vabs(vec a) {
+    const ivec sign = (ivec)((vec){0} * (REAL)-1); /* -0.0: the sign bit alone */
+    return (vec)((ivec)a & ~sign);
+}
+static inline vec vsign(vec a) {
+    const ivec one = (ivec)((vec){0} + 1);
+    return (vec)(one & (a > 0)) - (vec)(one & (a < 0));
+}
+
+/* Forward: Y[b] = sum_i a[b,i] with the edge activations a[b,i] = sum_r v[b,i,r] W[i][c0 + r]
+ * + silu(x_bi) W[i][nb]; with_mag, MAG[i] (the job's, n x oP) += |a[b,i]| too. The chunk's
  * outputs (cb x oP) are summed in memory that stays in L1 while one input's weights
  * ((nb + 1) x oP) are read for every sample of the chunk. */
-INLINE void fwd_body(es_job *J, int k) {
+INLINE void fwd_body(es_job *J, int k, int with_mag) {
     const int n = J->n, o = J->o, oP = J->oP, nb = J->nb, R = k + 2, CB = J->CB;
     const size_t WI = (size_t)(nb + 1) * oP;
     const REAL *W = (const REAL *)J->Wp;
-    REAL *Y = (REAL *)J->OUT, *acc = (REAL *)J->scratch;
+    REAL *Y = (REAL *)J->OUT, *acc = (REAL *)J->scratch, *MAG = (REAL *)J->MAG;
     REAL *v = acc + (size_t)CB * oP, *xs = v + (size_t)CB * R;
     int *c0 = (int *)(xs + CB);
+    if (with_mag) memset(MAG, 0, sizeof(REAL) * (size_t)n * oP);
     for (int b0 = J->b0; b0 < J->b1; b0 += CB) {
         int cb = J->b1 - b0 < CB ? J->b1 - b0 : CB;
         memset(acc, 0, sizeof(REAL) * (size_t)cb * oP);
         for (int i = 0; i < n; i++) {
             chunk_basis(J, i, b0, cb, k, c0, xs, v, NULL);
             const REAL *Wi = W + i * WI, *ws = Wi + (size_t)nb * oP;
+            REAL *mi = with_mag ? MAG + (size_t)i * oP : NULL;
             for (int q = 0; q < cb; q++) {
                 const REAL *w0 = Wi + (size_t)c0[q] * oP;
                 REAL *restrict a = acc + (size_t)q * oP;
                 vec vb[R];  /* the sample's values, broadcast once (stores to acc could alias v) */
                 for (int r = 0; r < R; r++) vb[r] = (vec){0} + v[q * R + r];
                 for (int jb = 0; jb < oP; jb += VW) {
+                    if (with_mag) {  /* the edge activations on their own, then their sum */
+                        vec e = vb[k + 1] * vload(ws + jb);
+                        for (int r = 0; r <= k; r++) e += vb[r] * vload(w0 + (size_t)r * oP + jb);
+                        vstore(a + jb, vload(a + jb) + e);
+                        vstore(mi + jb, vload(mi + jb) + vabs(e));
+                        continue;
+                    }
                     vec s = vload(a + jb) + vb[k + 1] * vload(ws + jb);
                     for (int r = 0; r <= k; r++) s += vb[r] * vload(w0 + (size_t)r * oP + jb);
                     vstore(a + jb, s);
@@ -152,15 +174,17 @@ INLINE void fwd_body(es_job *J, int k) {
 
 static void *fwd_run(void *arg) {
     es_job *J = arg;
-    if (J->k == 3) fwd_body(J, 3);
-    else fwd_body(J, J->k);
+    int mag = J->MAG != NULL;
+    if (J->k == 3) mag ? fwd_body(J, 3, 1) : fwd_body(J, 3, 0);
+    else mag ? fwd_body(J, J->k, 1) : fwd_body(J, J->k, 0);
     return NULL;
 }
 
-/* Backward: the thread's weight gradient GW[i][c0 + r] += v[r] gY[b] (and GW[i][nb] for silu)
- * and, with_gx, gx[b, i] = gY[b] . (sum_r d[r] W[i][c0 + r] + dsilu W[i][nb]), per chunk and
+/* Backward, from each edge's gradient g = gY[b] (with_r: + RM[i] sign(a[b,i]), the penalty's
+ * share, a recomputed): the job's weight gradient GW[i][c0 + r] += v[r] g (and GW[i][nb] for
+ * silu) and, with_gx, gx[b, i] = g . (sum_r d[r] W[i][c0 + r] + dsilu W[i][nb]), per chunk and
  * input like the forward, so one input's weights and gradient rows stay in L1. */
-INLINE void bwd_body(es_job *J, int k, int with_gx) {
+INLINE void bwd_body(es_job *J, int k, int with_gx, int with_r) {
     const int n = J->n, o = J->o, oP = J->oP, nb = J->nb, R = k + 2, CB = J->CB;
     const size_t WI = (size_t)(nb + 1) * oP;
     const REAL *W = (const REAL *)J->Wp, *GY = (const REAL *)J->GY;
@@ -178,6 +202,7 @@ INLINE void bwd_body(es_job *J, int k, int with_gx) {
         for (int i = 0; i < n; i++) {
             chunk_basis(J, i, b0, cb, k, c0, xs, v, with_gx ? d : NULL);
             const REAL *Wi = W + i * WI, *ws = Wi + (size_t)nb * oP;
+            const REAL *ri = with_r ? (const REAL *)J->RM + (size_t)i * oP : NULL;
             REAL *GWi = GW + i * WI, *gs = GWi + (size_t)nb * oP;
             for (int q = 0; q < cb; q++) {
                 const REAL *g = gP + (size_t)q * oP;
@@ -191,6 +216,11 @@ INLINE void bwd_body(es_job *J, int k, int with_gx) {
                 vec t = {0};
                 for (int jb = 0; jb < oP; jb += VW) {
                     vec gj = vload(g + jb);
+                    if (with_r) {
+                        vec e = vb[k + 1] * vload(ws + jb);
+                        for (int r = 0; r <= k; r++) e += vb[r] * vload(w0 + (size_t)r * oP + jb);
+                        gj += vload(ri + jb) * vsign(e);
+                    }
                     vstore(gs + jb, vload(gs + jb) + vb[k + 1] * gj);
                     for (int r = 0; r <= k; r++) {
                         REAL *gw = gw0 + (size_t)r * oP + jb;
@@ -212,13 +242,16 @@ INLINE void bwd_body(es_job *J, int k, int with_gx) {
     }
 }
 
+#define BWD_CASES(k)                                                                        \
+    (gx ? (rm ? bwd_body(J, k, 1, 1) : bwd_body(J, k, 1, 0)) : (rm ? bwd_body(J, k, 0, 1) : bwd_body(J, k, 0, 0)))
 static void *bwd_run(void *arg) {
     es_job *J = arg;
-    int gx = J->GX != NULL;
-    if (J->k == 3) gx ? bwd_body(J, 3, 1) : bwd_body(J, 3, 0);
-    else gx ? bwd_body(J, J->k, 1) : bwd_body(J, J->k, 0);
+    int gx = J->GX != NULL, rm = J->RM != NULL;
+    if (J->k == 3) BWD_CASES(3);
+    else BWD_CASES(J->k);
     return NULL;
 }
+#undef BWD_CASES
 
 #undef vec
 #undef ivec
@@ -226,6 +259,8 @@ static void *bwd_run(void *arg) {
 #undef vload
 #undef vstore
 #undef vexp
+#undef vabs
+#undef vsign
 #undef silu1
 #undef chunk_basis
 #undef fwd_body
