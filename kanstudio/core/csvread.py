@@ -131,9 +131,11 @@ _NA_VALUES = sorted({v for t in _NA_TOKENS for v in (t, t.upper(), t.capitalize(
 def _exact_parsing() -> dict:
     """The read_csv option that makes pandas parse floats exactly: none where its default
     already does (pandas >= 3.1, which deprecates the option), ``float_precision='round_trip'``
-    where it does not (pandas 2, and 3.0: 1/3 came back one ulp off there). Probed, not read
-    off the version number."""
-    vals = [0.1, 1 / 3, 1e-310, 12345678.9, 3.141592653589793, 2.0000000000000004]
+    where it does not (pandas 2, and 3.0.6: 0.30000000000000004 came back one ulp off). Probed,
+    not read off the version number: known hard cases and seeded random values of every size."""
+    rng = np.random.default_rng(0)
+    vals = [0.1, 1 / 3, 0.1 * 3, 1e-310, 12345678.9, 3.141592653589793, 2.0000000000000004]
+    vals += (rng.standard_normal(200) * 10.0 ** rng.integers(-300, 300, 200)).tolist()
     probe = "v\n" + "\n".join(repr(v) for v in vals) + "\n"
     if pd.read_csv(io.StringIO(probe))["v"].tolist() == vals:
         return {}
