@@ -6,5 +6,5 @@ from setuptools import Extension, setup
 
 SOURCES = [f"kanstudio/core/csrc/{name}.c" for name in ("module", "pool", "omp_team", "layer", "edge_sum", "loss", "block", "lbfgs")]
 
-setup(ext_modules=[Extension("kanstudio.core._kernels", SOURCES, depends=[f"kanstudio/core/csrc/{name}.h" for name in ("kernels", "layer_loops", "edge_sum_loops")],
+setup(ext_modules=[Extension("kanstudio.core._kernels", SOURCES, depends=[f"kanstudio/core/csrc/{name}.h" for name in ("kernels", "layer_loops", "edge_sum_loops", "vec_math", "span_basis")],
                              extra_compile_args=["-O3"], optional=True)])

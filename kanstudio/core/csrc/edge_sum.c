@@ -23,54 +23,26 @@ typedef struct {
     void *OUT, *GW, *GX, *MAG, *scratch;
 } es_job;
 
-#define REAL float
-#define IREAL int
 #define REAL_BITS 32
-#define LOOPS(name) name##_f32_generic
 #define VW 4
+#define LOOPS(name) name##_f32_generic
 #include "edge_sum_loops.h"
-#undef LOOPS
-#undef VW
-#undef REAL
-#undef IREAL
-#undef REAL_BITS
-#define REAL double
-#define IREAL long long
 #define REAL_BITS 64
-#define LOOPS(name) name##_f64_generic
 #define VW 2
+#define LOOPS(name) name##_f64_generic
 #include "edge_sum_loops.h"
-#undef LOOPS
-#undef VW
-#undef REAL
-#undef IREAL
-#undef REAL_BITS
 
 #ifdef HAVE_AVX2_LOOPS
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
-#define REAL float
-#define IREAL int
 #define REAL_BITS 32
-#define LOOPS(name) name##_f32_avx2
 #define VW 8
+#define LOOPS(name) name##_f32_avx2
 #include "edge_sum_loops.h"
-#undef LOOPS
-#undef VW
-#undef REAL
-#undef IREAL
-#undef REAL_BITS
-#define REAL double
-#define IREAL long long
 #define REAL_BITS 64
-#define LOOPS(name) name##_f64_avx2
 #define VW 4
+#define LOOPS(name) name##_f64_avx2
 #include "edge_sum_loops.h"
-#undef LOOPS
-#undef VW
-#undef REAL
-#undef IREAL
-#undef REAL_BITS
 #pragma GCC pop_options
 #endif
 

@@ -1,6 +1,13 @@
 /* The chunked loops of edge_sum.c. edge_sum.c includes this file once per (element type,
- * instruction set): REAL is float or double, IREAL the integer of the same size, VW the
- * vector width in REALs, LOOPS(name) gives each copy its own names. */
+ * instruction set): REAL_BITS 32 (float) or 64 (double), VW the vector width in elements,
+ * LOOPS(name) gives each copy its own names; all three are #undef'd at the end. */
+#if REAL_BITS == 32
+#define REAL float
+#define IREAL int
+#else
+#define REAL double
+#define IREAL long long
+#endif
 #define vec LOOPS(vec)
 #define ivec LOOPS(ivec)
 #define v4 LOOPS(v4)
@@ -9,6 +16,7 @@
 #define vexp LOOPS(vexp)
 #define vabs LOOPS(vabs)
 #define vsign LOOPS(vsign)
+#define span_basis LOOPS(span_basis)
 #define silu1 LOOPS(silu1)
 #define chunk_basis LOOPS(chunk_basis)
 #define fwd_body LOOPS(fwd_body)
@@ -26,37 +34,8 @@ typedef REAL v4 __attribute__((vector_size(4 * sizeof(REAL))));
 static inline vec vload(const REAL *p) { vec v; memcpy(&v, p, sizeof v); return v; }
 static inline void vstore(REAL *p, vec v) { memcpy(p, &v, sizeof v); }
 
-/* exp(x), VW lanes at once: x = n ln2 + r, |r| <= ln2 / 2 (ln2 in two parts, so n ln2 is
- * exact), a Taylor polynomial for exp(r) whose first omitted term is below the type's
- * rounding, times 2^n built in the exponent bits. x is clamped to where 2^n is a normal number
- * (silu of the clamped values rounds to the same result); NaN stays NaN. */
-static inline vec vexp(vec x) {
-#if REAL_BITS == 32
-    const vec lo = (vec){0} - 87.0f, hi = (vec){0} + 88.0f;
-    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
-    static const float coef[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
-    const int mant = 23, bias = 127;
-#else
-    const vec lo = (vec){0} - 708.0, hi = (vec){0} + 709.0;
-    const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
-    const double ln2_hi = 0.693145751953125, ln2_lo = 1.4286068203094172321e-06;
-    static const double coef[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
-                                  1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0,
-                                  1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};
-    const int mant = 52, bias = 1023;
-#endif
-    ivec below = x < lo, above = x > hi;
-    x = (vec)(((ivec)x & ~below) | ((ivec)lo & below));
-    x = (vec)(((ivec)x & ~above) | ((ivec)hi & above));
-    vec t = x * C_(1.4426950408889634) + shifter, n = t - shifter;
-    ivec ni = (ivec)t - (ivec)((vec){0} + shifter); /* n as an integer: the low bits of t */
-    vec r = (x - n * ln2_hi) - n * ln2_lo;
-    vec p = (vec){0} + coef[0];
-    for (size_t q = 1; q < sizeof coef / sizeof coef[0]; q++) p = p * r + coef[q];
-    ivec bits = (ni + bias) << mant;
-    return p * (vec)bits;
-}
+#include "vec_math.h"
+#include "span_basis.h"
 
 static inline void silu1(REAL x, REAL *v, REAL *d) {
     REAL sig = C_(1.0 / (1.0 + exp(-(double)x)));
@@ -66,9 +45,7 @@ static inline void silu1(REAL x, REAL *v, REAL *d) {
 
 /* The basis of input i for the chunk's cb samples from sample b0: per sample q, c0[q] (the
  * first of the k + 1 functions of its span) and v[q * (k+2) + r], the k + 1 values then silu;
- * d the same for d/dx (when not NULL). Span s = number of knots <= x (0 and K: outside, zero
- * tables; u is set to 0 there so an infinite x gives zeros, not 0 * inf); the values are
- * sum_e tab[s][e][r] u^e with u = x - span_t[s] (spline.py's KnotTables). */
+ * d the same for d/dx (when not NULL): silu VW samples at a time, the splines by span_basis. */
 INLINE void chunk_basis(const es_job *J, int i, int b0, int cb, int k, int *c0, REAL *xs, REAL *v, REAL *d) {
     const int n = J->n, K = J->K, R1 = k + 1, R = k + 2;
     const REAL *X = (const REAL *)J->X + (size_t)b0 * n + i;
@@ -88,46 +65,8 @@ INLINE void chunk_basis(const es_job *J, int i, int b0, int cb, int k, int *c0, 
         }
     }
     for (; q < cb; q++) silu1(xs[q], v + q * R + R1, d ? d + q * R + R1 : NULL);
-    for (q = 0; q < cb; q++) {
-        REAL x = xs[q];
-        int s = 0;
-        for (int j = 0; j < K; j++) s += x >= t[j];
-        REAL u = (s == 0 || s == K) ? 0 : x - st[s];
-        const REAL *c = tab + (size_t)s * R1 * R1;
-        REAL *vq = v + q * R, *dq = d ? d + q * R : NULL;
-        c0[q] = start[s];
-        if (R1 == 4) {
-            v4 p, dp = {0}, ce;
-            memcpy(&p, c + 3 * 4, sizeof p);
-            for (int e = 2; e >= 0; e--) {
-                memcpy(&ce, c + e * 4, sizeof ce);
-                dp = dp * u + p;
-                p = p * u + ce;
-            }
-            memcpy(vq, &p, sizeof p);
-            if (dq) memcpy(dq, &dp, sizeof dp);
-            continue;
-        }
-        for (int r = 0; r < R1; r++) {
-            REAL p = c[k * R1 + r], dp = 0;
-            for (int e = k - 1; e >= 0; e--) {
-                dp = dp * u + p;
-                p = p * u + c[e * R1 + r];
-            }
-            vq[r] = p;
-            if (dq) dq[r] = dp;
-        }
-    }
-}
-
-/* |a| and sign(a) lane by lane, without branches (the signs are close to random) */
-static inline vec vabs(vec a) {
-    const ivec sign = (ivec)((vec){0} * (REAL)-1); /* -0.0: the sign bit alone */
-    return (vec)((ivec)a & ~sign);
-}
-static inline vec vsign(vec a) {
-    const ivec one = (ivec)((vec){0} + 1);
-    return (vec)(one & (a > 0)) - (vec)(one & (a < 0));
+    for (q = 0; q < cb; q++)
+        c0[q] = span_basis(t, K, k, tab, st, start, xs[q], v + q * R, d ? d + q * R : NULL);
 }
 
 /* Forward: Y[b] = sum_i a[b,i] with the edge activations a[b,i] = sum_r v[b,i,r] W[i][c0 + r]
@@ -269,3 +208,9 @@ static void *bwd_run(void *arg) {
 #undef bwd_run
 #undef INLINE
 #undef C_
+#undef span_basis
+#undef REAL
+#undef IREAL
+#undef REAL_BITS
+#undef VW
+#undef LOOPS

@@ -2,8 +2,10 @@
  * builds (plain, and AVX2 + FMA on x86-64 with GCC) and picks one at run time: LOOPS(name)
  * gives each copy its own names, VW is its vector width in doubles. */
 #define vec LOOPS(vec)
-#define lvec LOOPS(lvec)
-#define basis_at LOOPS(basis_at)
+#define ivec LOOPS(ivec)
+#define v4 LOOPS(v4)
+#define span_basis LOOPS(span_basis)
+#define vsign LOOPS(vsign)
 #define silu_at LOOPS(silu_at)
 #define sign_of LOOPS(sign_of)
 #define vload LOOPS(vload)
@@ -16,79 +18,22 @@
 #define fwd_run LOOPS(fwd_run)
 #define bwd_run LOOPS(bwd_run)
 
+#define REAL double
+#define REAL_BITS 64
 typedef double vec __attribute__((vector_size(VW * sizeof(double))));
-typedef long long lvec __attribute__((vector_size(VW * sizeof(double))));
+typedef long long ivec __attribute__((vector_size(VW * sizeof(double))));
+typedef double v4 __attribute__((vector_size(4 * sizeof(double))));
 
 static inline vec vload(const double *p) { vec v; memcpy(&v, p, sizeof v); return v; }
 static inline void vstore(double *p, vec v) { memcpy(p, &v, sizeof v); }
-static inline vec vabs(vec v) {
-    const lvec no_sign = (lvec){0} + 0x7fffffffffffffffLL;
-    return (vec)((lvec)v & no_sign);
-}
 
 /* The passes take k as an argument of always-inlined bodies, and the runners call them with a
  * literal 3 for cubic splines (the default): with k known, the loops over the k + 1 basis
  * functions unroll into straight-line vector code. */
 #define INLINE static inline __attribute__((always_inline))
 
-/* ---- B-spline basis on one knot vector ------------------------------------------------- */
-
-/* The basis comes as per-span polynomial tables (spline.py's _span_polynomials, the same ones
- * the torch layers and the numpy objective use): span s = number of knots <= x (0 and K are
- * outside the knots, where the tables are zero; NaN lands in 0), u = x - span_t[s], and the
- * k + 1 values are sum_d tab[s][d][r] u^d for functions start[s] + r -- every index valid.
- * When the k + 1 functions fill one vector (k = 3 with AVX2), Horner runs on all at once. */
-INLINE int basis_at(const double *t, int K, int k, const double *tab, const double *span_t,
-                    const int *start, double x, double *v, double *d) {
-    int s = 0;
-    for (int j = 0; j < K; j++) s += x >= t[j];
-    int R = k + 1;
-    const double *c = tab + (size_t)s * R * R;
-    double u = x - span_t[s];
-    if (R == VW) {
-        vec p = vload(c + k * R), dp = {0.0};
-        for (int e = k - 1; e >= 0; e--) {
-            dp = dp * u + p;
-            p = p * u + vload(c + e * R);
-        }
-        vstore(v, p);
-        if (d) vstore(d, dp);
-        return start[s];
-    }
-    for (int r = 0; r < R; r++) {
-        double p = c[k * R + r], dp = 0.0;
-        for (int e = k - 1; e >= 0; e--) {
-            dp = dp * u + p;
-            p = p * u + c[e * R + r];
-        }
-        v[r] = p;
-        if (d) d[r] = dp;
-    }
-    return start[s];
-}
-
-/* exp(x), VW lanes at once, within ~1 ulp of libm's: x = n ln2 + r with |r| <= ln2 / 2 (ln2 in
- * two parts, so n ln2 is exact), a degree-13 Taylor polynomial for exp(r) (the first term left
- * out is < 4e-18), times 2^n built in the exponent bits. x is clamped to where 2^n is a normal
- * number: exp of less than -708 comes out ~1e-308 instead of smaller, of more than 709 ~1e308
- * instead of inf -- in silu both give the same result to double precision. NaN stays NaN. */
-static inline vec vexp(vec x) {
-    const vec lo = (vec){0.0} - 708.0, hi = (vec){0.0} + 709.0;
-    lvec below = x < lo, above = x > hi;
-    x = (vec)(((lvec)x & ~below) | ((lvec)lo & below));
-    x = (vec)(((lvec)x & ~above) | ((lvec)hi & above));
-    const double shifter = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer */
-    vec t = x * 1.4426950408889634 + shifter, n = t - shifter;
-    lvec ni = (lvec)t - (lvec)((vec){0.0} + shifter); /* n as an integer: the low bits of t */
-    vec r = (x - n * 0.693145751953125) - n * 1.4286068203094172321e-06;
-    vec p = (vec){0.0} + 1.0 / 6227020800.0;
-    static const double inv_fact[13] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
-                                        1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0,
-                                        1.0 / 6.0, 0.5, 1.0, 1.0};
-    for (int q = 0; q < 13; q++) p = p * r + inv_fact[q];
-    lvec bits = (ni + 1023) << 52;
-    return p * (vec)bits;
-}
+#include "vec_math.h"
+#include "span_basis.h"
 
 /* silu(x) = x sigmoid(x) and its derivative sigmoid(x) (1 + x (1 - sigmoid(x))) */
 static inline void silu_at(double x, double *v, double *d) {
@@ -128,7 +73,7 @@ INLINE void fwd_basis(fwd_job *J, int k) {
             const double *t = J->T + (size_t)i * K, *tb = J->TAB + (size_t)i * (K + 1) * (k + 1) * (k + 1);
             size_t ib = (size_t)b * n + i;
             double *v = J->V + ib * R, *d = J->DV ? J->DV + ib * R : NULL;
-            J->I[ib] = basis_at(t, K, k, tb, J->ST + (size_t)i * (K + 1), J->START + (size_t)i * (K + 1), J->H[ib], v, d);
+            J->I[ib] = span_basis(t, K, k, tb, J->ST + (size_t)i * (K + 1), J->START + (size_t)i * (K + 1), J->H[ib], v, d);
         }
 }
 
@@ -266,8 +211,12 @@ static void *bwd_run(void *arg) {
 }
 
 #undef vec
-#undef lvec
-#undef basis_at
+#undef ivec
+#undef v4
+#undef span_basis
+#undef vsign
+#undef REAL
+#undef REAL_BITS
 #undef silu_at
 #undef sign_of
 #undef vload
