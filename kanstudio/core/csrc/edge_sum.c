@@ -167,6 +167,13 @@ static void sum_jobs(void *out, es_job *jobs, int nj, int in_gw, size_t rows, in
         }
 }
 
+/* None after a run whose jobs' block (freed here) was allocated; MemoryError if it was not */
+static PyObject *finished(char *mem) {
+    if (!mem) return PyErr_NoMemory();
+    free(mem);
+    Py_RETURN_NONE;
+}
+
 /* edge_sum_forward(n, B, o, K, k, itemsize, x, knots, tables, span_t, start, W, y, mag,
  * nthreads): y (B, o) = the sum over each output's edges (no bias, no node scale); mag (n, o),
  * unless None, the edge magnitudes mean_b |phi_ij|. */
@@ -200,11 +207,8 @@ PyObject *edge_sum_forward(PyObject *self, PyObject *args) {
             if (got_mag) sum_jobs(mag, jobs, nj, 0, (size_t)a.n, a.o, a.itemsize, a.B ? 1.0 / a.B : 0.0);
         }
         Py_END_ALLOW_THREADS
-        if (!mem) { PyErr_NoMemory(); goto done; }
-        free(mem);
+        ret = finished(mem);
     }
-    ret = Py_None;
-    Py_INCREF(ret);
 done:
     release(&a);
     PyBuffer_Release(&y);
@@ -253,11 +257,8 @@ PyObject *edge_sum_backward(PyObject *self, PyObject *args) {
             sum_jobs(gW.buf, jobs, nj, 1, (size_t)a.n * (a.nb + 1), a.o, a.itemsize, 1.0);
         }
         Py_END_ALLOW_THREADS
-        if (!mem) { PyErr_NoMemory(); goto done; }
-        free(mem);
+        ret = finished(mem);
     }
-    ret = Py_None;
-    Py_INCREF(ret);
 done:
     release(&a);
     PyBuffer_Release(&gy);
