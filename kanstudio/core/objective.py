@@ -6,12 +6,13 @@ and LBFGS evaluates it ~25 times per step. Through autograd each evaluation is ~
 and a graph walk, ~1.5 ms. Two implementations, both tested against autograd so they cannot
 drift apart:
 
-- float64: the compiled loops of ``csrc/layer.c`` (~0.24 ms), one forward and one backward pass
-  per layer over each sample's k + 1 nonzero basis functions; sum and product nodes. Its
-  per-sample buffers and the input layer's basis survive from one ``train()`` call to the next
-  (:meth:`FusedObjective.for_network`);
-- otherwise (float32, or no C compiler at install): numpy on reused buffers (~0.7 ms), sum
-  nodes only.
+- the compiled loops of ``csrc/layer.c`` (~0.24 ms), one forward and one backward pass per
+  layer over each sample's k + 1 nonzero basis functions; sum and product nodes. They compute
+  in float64: a float32 network's parameters are copied in at every call and its gradient
+  handed back in float32. Its per-sample buffers and the input layer's basis survive from one
+  ``train()`` call to the next (:meth:`FusedObjective.for_network`);
+- without a C compiler at install: numpy on reused buffers (~0.7 ms), in the network's dtype,
+  sum nodes only.
 
 Both take the basis from the per-span polynomial tables the layers use
 (:func:`~kanstudio.core.spline._span_polynomials`). Snapped edges and CUDA train through autograd.
@@ -78,13 +79,12 @@ class FusedObjective:
         self._plan = None  # (key, argument tuples) of the compiled path
         self._buffers = _Workspace()  # the compiled plan's per-sample arrays, kept across plans
         self._input_basis = None  # what the input layer's basis in those buffers was computed for
-        # The compiled loops take float64 only; float32 networks keep the numpy path.
-        self.compiled = _kernels is not None and net.dtype == torch.float64 if compiled is None else bool(compiled)
-        if self.compiled and (_kernels is None or net.dtype != torch.float64):
-            raise ValueError("the compiled objective needs kanstudio.core._kernels and a float64 network")
+        self.compiled = _kernels is not None if compiled is None else bool(compiled)
+        if self.compiled and _kernels is None:
+            raise ValueError("the compiled objective needs kanstudio.core._kernels")
         self._products = any(layer.n_prod for layer in net.layers)
         if self._products and not self.compiled:
-            raise ValueError("product nodes need the compiled objective (float64, kanstudio.core._kernels)")
+            raise ValueError("product nodes need the compiled objective (kanstudio.core._kernels)")
 
     @property
     def net(self) -> KANNetwork:
@@ -127,7 +127,7 @@ class FusedObjective:
         params = list(params)
         known = {id(p) for layer in net.layers for name, p in layer.named_parameters(recurse=False)
                  if name in _LAYER_PARAMS}
-        products_ok = _kernels is not None and net.dtype == torch.float64  # (the numpy path has no products)
+        products_ok = _kernels is not None  # (the numpy path has no products)
         return (net.device.type == "cpu" and net.dtype in (torch.float32, torch.float64)
                 and all((layer.n_prod == 0 or products_ok) and not bool(layer.sym_mask.any()) for layer in net.layers)
                 and bool(params) and all(id(p) in known and p.dtype == net.dtype for p in params))
@@ -270,17 +270,28 @@ class FusedObjective:
         # (the tensors themselves, compared by identity: an id alone could be reused by a new tensor)
         input_key = (self.X, self._X_version, first, first._version, net.in_shift.data_ptr(),
                      net.in_shift._version, net.in_scale.data_ptr(), net.in_scale._version)
-        forward, backward, penalty, products = [], [], [], []
+        forward, backward, penalty, products, refresh = [], [], [], [], []
+
+        def param(t: torch.Tensor) -> np.ndarray | None:
+            """What the loops read for a parameter: a view of its storage, so it follows the
+            optimiser's steps (None if it has no contiguous storage of its own); for a float32
+            network a float64 copy, refreshed at every call."""
+            a = t.detach().numpy()
+            if a.dtype != f64:
+                refresh.append((np.empty(a.shape, f64), t))
+                return refresh[-1][0]
+            a = np.ascontiguousarray(a)
+            return a if a.ctypes.data == t.data_ptr() else None
+
         for l, layer in enumerate(net.layers):
-            knots = np.ascontiguousarray(layer.knots.numpy())
+            knots = np.ascontiguousarray(layer.knots.numpy(), dtype=f64)
             n, K = knots.shape
             k, o = layer.k, layer.mask.shape[1]
-            view = lambda t: np.ascontiguousarray(t.detach().numpy())  # noqa: E731 (a view: storage is contiguous)
-            coef, sb, sp, bias = view(layer.coef), view(layer.scale_base), view(layer.scale_sp), view(layer.bias)
-            mask, ns = view(layer.mask), view(layer.node_scale)
-            for a, t in ((coef, layer.coef), (sb, layer.scale_base), (sp, layer.scale_sp), (bias, layer.bias)):
-                if a.ctypes.data != t.data_ptr():  # a copy would not follow the optimiser's steps
-                    return None
+            coef, sb, sp, bias = (param(t) for t in (layer.coef, layer.scale_base, layer.scale_sp, layer.bias))
+            if any(a is None for a in (coef, sb, sp, bias)):
+                return None
+            # (masks and scales are in the plan's key: a change makes a new plan, so copies do)
+            mask, ns = (np.ascontiguousarray(t.numpy(), dtype=f64) for t in (layer.mask, layer.node_scale))
             buf = lambda name, shape, dt=f64: self._buffers.get((l, name), shape, dt)  # noqa: E731
             # sample-major, as csrc/layer.c reads them
             idx, vals = buf("idx", (B, n), np.int32), buf("vals", (B, n, k + 2))
@@ -313,7 +324,7 @@ class FusedObjective:
         loss = (B, h.shape[1], h, np.ascontiguousarray(net.out_scale.numpy(), dtype=f64),
                 np.ascontiguousarray(net.out_shift.numpy(), dtype=f64), np.ascontiguousarray(self.y, dtype=f64), g_out)
         return {"forward": forward, "penalty": penalty, "loss": loss, "backward": backward[::-1], "input_key": input_key,
-                "products": products, "products_reversed": products[::-1]}
+                "products": products, "products_reversed": products[::-1], "refresh": refresh}
 
     @staticmethod
     def _product_forward(item) -> np.ndarray:
@@ -354,6 +365,8 @@ class FusedObjective:
             self.compiled = False
             return self()
         K = _kernels
+        for dst, t in plan["refresh"]:
+            np.copyto(dst, t.detach().numpy())
         factors = []
         for args, prod in zip(plan["forward"], plan["products"]):
             K.layer_forward(*args)
@@ -377,4 +390,6 @@ class FusedObjective:
             if prod is not None:
                 self._product_backward(prod, fac, args[5], self.lamb > 0)
             K.layer_backward(*args, flat)
+        if self.params[0].dtype != torch.float64:  # a float32 network: its gradient in its dtype
+            flat = flat.astype(self.params[0].detach().numpy().dtype)
         return mse + self.lamb * reg, flat, mse, reg
