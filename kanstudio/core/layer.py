@@ -249,9 +249,8 @@ class KANLayer(nn.Module):
     def forward(self, x: torch.Tensor, return_acts: bool = False):
         """``x (batch, n_in)`` -> ``(batch, n_out)``, and the per-edge activations if asked.
 
-        Without ``return_acts`` and without product nodes, the sum over edges is one matmul of
-        the ``(batch, n_in * (G+k+1))`` feature block with the stacked weights, so no
-        ``(batch, n_in, n_out)`` tensor is built.
+        Without ``return_acts`` and without product nodes no ``(batch, n_in, n_out)`` tensor is
+        built: the sum over edges is one autograd node (:meth:`_edge_sum`).
         """
         if return_acts or self.n_prod:
             acts = self.edge_values(x)
@@ -259,12 +258,7 @@ class KANLayer(nn.Module):
             return (out, acts) if return_acts else out
         live, unit_scale, has_sym = self._structure()
         if not has_sym:
-            ns = None if unit_scale else self.node_scale
-            if edge_sum_ok(x, self.knots, self.coef, self.scale_sp, self.scale_base, self.bias):
-                return CompiledEdgeSum.apply(x, self.tables(), self.coef, self.scale_sp, self.scale_base, self.bias,
-                                             live, ns)
-            return _EdgeSum.apply(self.features(x), self.coef, self.scale_sp, self.scale_base, self.bias,
-                                  live, ns, False)
+            return self._edge_sum(x, live, unit_scale, stats=False)
         if self._no_splines:  # every live edge is snapped (a refit after auto-symbolic): no basis needed
             out = x.new_zeros(x.shape[0], self.n_out)
         else:
@@ -281,11 +275,15 @@ class KANLayer(nn.Module):
         if self.n_prod or has_sym:
             acts = self.edge_values(x)
             return self.combine(acts), acts.abs().mean(0)
-        ns = None if unit_scale else self.node_scale
-        if edge_sum_ok(x, self.knots, self.coef, self.scale_sp, self.scale_base, self.bias):
-            return CompiledEdgeSum.apply(x, self.tables(), self.coef, self.scale_sp, self.scale_base, self.bias,
-                                         live, ns, True)
-        return _EdgeSum.apply(self.features(x), self.coef, self.scale_sp, self.scale_base, self.bias, live, ns, True)
+        return self._edge_sum(x, live, unit_scale, stats=True)
+
+    def _edge_sum(self, x: torch.Tensor, live: torch.Tensor | None, unit_scale: bool, stats: bool):
+        """A plain spline layer as one autograd node: the compiled loops on the CPU (no feature
+        block), the dense feature block and matmuls elsewhere (CUDA, no C compiler)."""
+        args = (self.coef, self.scale_sp, self.scale_base, self.bias, live, None if unit_scale else self.node_scale, stats)
+        if edge_sum_ok(x, self.knots, *args[:4]):
+            return CompiledEdgeSum.apply(x, self.tables(), *args)
+        return _EdgeSum.apply(self.features(x), *args)
 
     # ----------------------------------------------------------------- grids
     def _spline_part(self, x: torch.Tensor) -> torch.Tensor:

@@ -103,6 +103,7 @@ class KnotTables:
         self.row = (torch.arange(n, device=knots.device) * S)[:, None]  # (n_in, 1)
         self.cells = _CellIndex.build(knots, S)
         self.uniform = _UniformGrid.detect(knots, k)
+        self.derived: dict = {}  # what other modules build from these tables, once (compiled_edge_sum.py)
 
 
 class _UniformGrid:
