@@ -8,12 +8,14 @@
  * 4.0). Run on the same team, the spinning workers are the ones that pick the jobs up.
  *
  * The runtime is found among the loaded libraries (libgomp, or an Intel / LLVM runtime, which
- * provide the same GOMP_parallel entry point); nothing is linked against, so the build needs
- * no OpenMP and a process without it uses the pool. Jobs are claimed one at a time from a
+ * provide the same GOMP_parallel entry point; Linux only, elsewhere the pool); nothing is linked
+ * against, so the build needs no OpenMP and a process without it uses the pool. Jobs are claimed one at a time from a
  * shared counter, as in pool.c. In a forked child the team is not used (GNU OpenMP's threads do
  * not survive fork); the pool handles that. */
 #define _GNU_SOURCE
 #include "kernels.h"
+
+#if defined(__linux__)
 #include <dlfcn.h>
 #include <link.h>
 
@@ -73,3 +75,11 @@ void run_jobs_team(void *(*fn)(void *), void *jobs, size_t size, int njobs, int 
     team_task T = {fn, jobs, size, njobs, 0};
     par(team_body, &T, (unsigned)(nt < njobs ? nt : njobs), 0);
 }
+
+#else /* no dl_iterate_phdr to look for the runtime with: the pool */
+
+void run_jobs_team(void *(*fn)(void *), void *jobs, size_t size, int njobs, int nt) {
+    run_jobs_on(fn, jobs, size, njobs, nt);
+}
+
+#endif
