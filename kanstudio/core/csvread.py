@@ -10,6 +10,7 @@ data.py, its public home.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import re
@@ -128,11 +129,13 @@ _DOT_DECIMAL = re.compile(rf"[+-]?\d*\.\d+{_EXP}")
 _NA_VALUES = sorted({v for t in _NA_TOKENS for v in (t, t.upper(), t.capitalize(), t.title())})
 
 
+@functools.cache
 def _exact_parsing() -> dict:
     """The read_csv option that makes pandas parse floats exactly: none where its default
     already does (pandas >= 3.1, which deprecates the option), ``float_precision='round_trip'``
     where it does not (pandas 2, and 3.0.6: 0.30000000000000004 came back one ulp off). Probed,
-    not read off the version number: known hard cases and seeded random values of every size."""
+    not read off the version number: known hard cases and seeded random values of every size.
+    Probed at the first read, not at import (~2 ms)."""
     rng = np.random.default_rng(0)
     vals = [0.1, 1 / 3, 0.1 * 3, 1e-310, 12345678.9, 3.141592653589793, 2.0000000000000004]
     vals += (rng.standard_normal(200) * 10.0 ** rng.integers(-300, 300, 200)).tolist()
@@ -141,8 +144,6 @@ def _exact_parsing() -> dict:
         return {}
     return {"float_precision": "round_trip"}
 
-
-_EXACT = _exact_parsing()
 
 
 def _parse_table(text: str, warnings: list[str]) -> tuple[list[str], pd.DataFrame, np.ndarray, bool]:
@@ -172,7 +173,7 @@ def _parse_table(text: str, warnings: list[str]) -> tuple[list[str], pd.DataFram
         data = pd.read_csv(io.StringIO(body), sep=delim, header=None, names=range(len(header)),
                            skiprows=0 if headerless else 1, index_col=False, keep_default_na=False,
                            na_values=_NA_VALUES, skipinitialspace=True, skip_blank_lines=False,
-                           low_memory=False, decimal="," if decimal_comma else ".", **_EXACT)
+                           low_memory=False, decimal="," if decimal_comma else ".", **_exact_parsing())
     except pd.errors.ParserError as e:
         m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
         if not m:

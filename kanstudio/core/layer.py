@@ -30,7 +30,9 @@ def _symbolic(name: str):
 
 class _EdgeSum(torch.autograd.Function):
     """A layer's spline+SiLU edges summed at the nodes, as one autograd node with a hand-written
-    backward (a tiny network's step is dominated by per-op overhead, not arithmetic).
+    backward (a tiny network's step is dominated by per-op overhead, not arithmetic), from the
+    dense feature block: the path for CUDA and for builds without the compiled kernels, which
+    on the CPU replace it (compiled_edge_sum.py, same arguments, tested against it).
 
     ``F (batch, n_in, M)`` features (basis, then silu; ``M = G+k+1``); weights ``coef (n_in, n_out,
     G+k)``, ``scale_sp``, ``scale_base`` ``(n_in, n_out)``; ``bias (n_out,)``; ``live`` (mask, or

@@ -79,6 +79,7 @@ class FusedObjective:
         self._plan = None  # (key, argument tuples) of the compiled path
         self._buffers = _Workspace()  # the compiled plan's per-sample arrays, kept across plans
         self._input_basis = None  # what the input layer's basis in those buffers was computed for
+        self._grad_dtype = self.params[0].detach().numpy().dtype if self.params else np.float64
         self.compiled = _kernels is not None if compiled is None else bool(compiled)
         if self.compiled and _kernels is None:
             raise ValueError("the compiled objective needs kanstudio.core._kernels")
@@ -390,6 +391,6 @@ class FusedObjective:
             if prod is not None:
                 self._product_backward(prod, fac, args[5], self.lamb > 0)
             K.layer_backward(*args, flat)
-        if self.params[0].dtype != torch.float64:  # a float32 network: its gradient in its dtype
-            flat = flat.astype(self.params[0].detach().numpy().dtype)
+        if self._grad_dtype != np.float64:  # a float32 network: its gradient in its dtype
+            flat = flat.astype(self._grad_dtype)
         return mse + self.lamb * reg, flat, mse, reg
