@@ -130,7 +130,7 @@ def test_cli_fit_json(tmp_path):
     m, a = sympy.symbols("m a")
     assert sympy.simplify(parse_expr(obj["formula"], local_dict={"m": m, "a": a}) - m * a) == 0
     assert obj["r2_test"] > 0.9999
-    assert "trying width" in out.stderr  # progress goes to stderr, the result alone to stdout
+    assert "validation RMSE" in out.stderr and "validation RMSE" not in out.stdout  # progress to stderr, the result alone to stdout
 
 
 def test_cli_reports_bad_input(tmp_path):

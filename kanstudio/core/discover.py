@@ -1,19 +1,22 @@
-"""The unattended pipeline: train with sparsification -> prune -> auto-symbolic -> refit -> exact
-constants, over a few small network shapes, keeping the formula with the best trade-off.
+"""The unattended pipeline: structure tests -> train with sparsification -> prune ->
+auto-symbolic -> refit -> exact constants, over several views of the data and network shapes,
+keeping the formula with the best trade-off.
 
-Shapes tried (n inputs), cheapest first: ``[n, 1]`` (additive law), ``[n, 1x]`` (a product of
-one-variable factors, via a multiplication node as in KAN 2.0), ``[n, 1, 1]`` (a function of a
-sum), ``[n, 2, 1x]`` (a product of two sums), and the general ``[n, h, 1]``. Most physical laws
-are products, sums or compositions of one-variable functions, so the small shapes recover
-them exactly and fast; the general shape catches the rest. A user-given width skips the search.
+What is tried, and in what order, is :mod:`.search_plan`'s: the cheapest shapes on the data as
+given, then the shapes the structure tests (:mod:`.structure`) point to, on the view of the
+data they simplify it to (``x - mu``, ``v/c``, a dropped column, ``log y``), then the general
+shapes. With ``units``, everything happens on the dimensionless groups of Buckingham's theorem
+(:mod:`.units`), so every formula returned is dimensionally consistent. A user-given width
+skips the search.
 
-The time limit only decides whether another shape is started; a started shape always runs
-to the end, so a result does not depend on how busy the machine was (unless the limit cut the
-search, which the progress output says).
+The time limit only decides whether another task is started; a started task always runs to the
+end, so a result does not depend on how busy the machine was (unless the limit cut the search,
+which the progress output says).
 
 Selection uses a held-out validation part of the training data (the test split is only for
 reporting): ``n_val * log(MSE) + log(n_val) * complexity`` (BIC-like), so a formula that is
-more complex must explain clearly more.
+more complex must explain clearly more. Errors and complexity are those of the formula in the
+original variables, so attempts on different views compete fairly.
 """
 from __future__ import annotations
 
@@ -23,19 +26,22 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+import sympy
 import torch
 
-from .formula import FormulaResult, build_formula, r2_rmse
+from .formula import FormulaResult, build_formula, complexity, evaluate, is_exact, make_symbols, r2_rmse
 from .model import KAN
 from .network import format_width, parse_width
+from .search_plan import Task, base_shapes, dedupe, shape_tasks, structured_tasks
 from .separable import als_product
+from .views import View
 
 Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class DiscoverConfig:
-    width: object = None  # None: search the shapes above
+    width: object = None  # None: search views and shapes
     grid: int = 5
     k: int = 3
     steps: int = 50
@@ -51,6 +57,7 @@ class DiscoverConfig:
     val_fraction: float = 0.2
     time_limit: float | None = 60.0
     good_enough_r2: float = 1 - 1e-8  # stop the search early at an exact formula this accurate
+    structure: bool = True  # run the structure tests (symmetries, separability) and use them
 
 
 @dataclass
@@ -62,6 +69,16 @@ class Attempt:
     seconds: float
     model: KAN | None = None
     error: str = ""
+    label: str = ""
+    view: View | None = None  # the model sees view.transform(X); None: the data as given
+
+    def predict(self, X) -> np.ndarray:
+        """The attempt's network's prediction of y (mapped back through its view)."""
+        X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+        if self.view is None or self.view.is_identity:
+            return self.model.predict(X)
+        p = self.model.predict(self.view.transform(X))
+        return self.view.factor_values(X) * (np.exp(p) if self.view.outer == "exp" else p)
 
 
 @dataclass
@@ -70,6 +87,16 @@ class Discovery:
     model: KAN
     attempts: list[Attempt] = field(default_factory=list)
     seconds: float = 0.0
+    best: Attempt | None = None
+    structure: list[str] = field(default_factory=list)  # what the structure tests found
+    units: object = None  # the dimensional reduction used, if any
+
+    @property
+    def view(self) -> View | None:
+        return None if self.best is None else self.best.view
+
+    def predict(self, X) -> np.ndarray:
+        return self.best.predict(X) if self.best is not None else self.model.predict(X)
 
     def pareto(self) -> list[FormulaResult]:
         """Attempts' formulas that no other beats on both complexity and validation error."""
@@ -83,14 +110,19 @@ class Discovery:
 
 
 def shapes(n: int, hidden: int | None = None) -> list[list]:
-    out = [[n, 1]]
-    if n > 1:
-        out.append([n, (0, 1)])
-    out.append([n, 1, 1])
-    if n > 2:
-        out.append([n, 2, (0, 1)])
-    out.append([n, hidden or min(2 * n + 1, 7), 1])
-    return out
+    return base_shapes(n, hidden)
+
+
+@dataclass(frozen=True)
+class SearchData:
+    """The search's data in the original variables: fit on ``X, y``, select on ``Xv, yv``."""
+
+    X: np.ndarray
+    y: np.ndarray
+    Xv: np.ndarray
+    yv: np.ndarray
+    names: tuple[str, ...]
+    target: str
 
 
 def _split(X, y, fraction: float, seed: int):
@@ -137,7 +169,8 @@ def _single_path(w: list[tuple[int, int]]) -> bool:
     return len(w) > 2 and all(s + p == 1 for s, p in w[1:-1])
 
 
-def fit_shape(width, X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline: float | None) -> Attempt:
+def fit_shape(width, X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline: float | None,
+              masks=(), seed_offset: int = 0) -> Attempt:
     t0 = time.perf_counter()
     w = parse_width(width)
     has_hidden_sums = len(w) > 2 and any(s > 1 for s, _ in w[1:-1])
@@ -145,12 +178,15 @@ def fit_shape(width, X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline:
     # A composition through one hidden node ([n,1,1]) can stall in a poor minimum from an
     # unlucky start (exp(sin(pi x) + y^2): RMSE 0.6 from 2 of 3 seeds, 0.007 from the third), so
     # it gets up to RESTARTS more seeds while it fits worse than a tenth of the spread of y.
-    seeds = [cfg.seed] + ([cfg.seed + r for r in range(1, RESTARTS + 1)] if _single_path(w) else [])
+    seed0 = cfg.seed + seed_offset
+    seeds = [seed0] + ([seed0 + r for r in range(1, RESTARTS + 1)] if _single_path(w) else [])
     for seed in seeds:
         if model is not None and (deadline is not None and time.perf_counter() > deadline):
             break
         trial = KAN(width, grid=cfg.grid, k=cfg.k, seed=seed)
         trial.feature_names_, trial.target_name_ = list(names), target
+        for l, i, j in masks:
+            trial.net.layers[l].mask[i, j] = 0.0
         if len(w) == 2 and w[1] == (0, 1):
             trial.set_data(X, y)
             als_product(trial.net, trial.X_train_, trial.y_train_)  # separable start; LBFGS polishes
@@ -185,9 +221,112 @@ def fit_shape(width, X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline:
     return Attempt(format_width(w), f, f.rmse_test, crit, time.perf_counter() - t0, model)
 
 
+def _in_original_variables(a: Attempt, view: View, data: SearchData, cfg: DiscoverConfig) -> Attempt:
+    """The attempt's formula (found on ``view``'s columns) as a formula of the original
+    variables, with its constants tidied and its error judged there."""
+    from .constants import tidy
+
+    f = a.formula
+    expr = view.map_back(f.expr, f.symbols)
+    ref = np.concatenate([data.X, data.Xv])
+    syms = make_symbols(list(data.names), ref)
+    expr = expr.xreplace({sympy.Symbol(s.name): s for s in syms})
+    exact = is_exact(expr)
+    if exact and sympy.count_ops(expr) <= 200:
+        try:
+            expr = tidy(expr, syms, data.Xv, data.yv, data.X, data.y)
+        except Exception:  # tidying is an improvement, never a reason to lose the formula
+            pass
+    pv = evaluate(expr, syms, data.Xv)
+    r2, rmse = r2_rmse(data.yv, pv)
+    nr2, nrmse = r2_rmse(data.yv, a.predict(data.Xv))
+    cx = complexity(expr)
+    g = FormulaResult(expr, list(data.names), data.target, cx, r2, rmse, nr2, nrmse, exact, syms, f.n_edges)
+    crit = _criterion(rmse, cx + (0 if exact else 50), len(data.yv), float(np.std(data.yv)) or 1.0)
+    if not np.isfinite(g.evaluate(data.X)).all():
+        crit = math.inf
+    a.formula, a.val_rmse, a.criterion = g, rmse, crit
+    return a
+
+
+def run_task(task: Task, data: SearchData, cfg: DiscoverConfig, deadline: float | None = None) -> Attempt:
+    """Run one task to the end: an Attempt whose formula is in the original variables."""
+    t0 = time.perf_counter()
+    v = task.view
+    Xs, ys, Xvs, yvs = v.transform(data.X), v.target(data.X, data.y), v.transform(data.Xv), v.target(data.Xv, data.yv)
+    if not (np.isfinite(Xs).all() and np.isfinite(ys).all() and np.isfinite(Xvs).all() and np.isfinite(yvs).all()):
+        raise ValueError(f"the view {v.describe()} is undefined on part of the data")
+    a = fit_shape([tuple(w) for w in task.width], Xs, ys, Xvs, yvs, v.names, data.target, cfg, deadline,
+                  masks=task.masks, seed_offset=task.seed_offset)
+    a.label, a.view = task.label, v
+    if not v.is_identity:
+        a = _in_original_variables(a, v, data, cfg)
+    a.seconds = time.perf_counter() - t0
+    return a
+
+
+class LocalRunner:
+    """Runs submitted tasks one after another in this process, in order."""
+
+    parallel = False
+
+    def __init__(self, data: SearchData, cfg: DiscoverConfig, deadline: float | None, stop=None):
+        self.data, self.cfg, self.deadline, self.stop = data, cfg, deadline, stop
+        self.queue: list[Task] = []
+        self.started = 0
+
+    def submit(self, tasks: list[Task]) -> None:
+        self.queue.extend(tasks)
+
+    def results(self):
+        """(task, Attempt) as each task ends; stops starting tasks past the deadline or on stop()."""
+        while self.queue:
+            if self.stop is not None and self.stop():
+                self.queue.clear()
+                return
+            if self.deadline is not None and time.perf_counter() > self.deadline and self.started:
+                self.skipped = len(self.queue)
+                self.queue.clear()
+                return
+            task = self.queue.pop(0)
+            self.started += 1
+            try:
+                yield task, run_task(task, self.data, self.cfg, self.deadline)
+            except Exception as e:  # one bad task must not end the search
+                yield task, Attempt(format_width([tuple(w) for w in task.width]), None, math.inf, math.inf, 0.0,
+                                    None, f"{type(e).__name__}: {e}", task.label, task.view)
+
+    def cancel(self) -> None:
+        self.queue.clear()
+
+    def close(self) -> None:
+        pass
+
+
+def _units_view(names, target, units) -> tuple[View, object]:
+    from .units import reduce_units
+
+    red = reduce_units(list(names), target, units)
+    syms = [sympy.Symbol(n) for n in names]
+    cols = tuple(sympy.sympify(g).xreplace({sympy.Symbol(s.name): s for s in syms}) for g in red.group_symbols())
+    pref = sympy.Integer(1)
+    for s, e in zip(syms, red.prefactor_exponents):
+        pref = pref * s ** sympy.Rational(e)
+    return View(tuple(names), cols, pref, (red.describe(),)), red
+
+
 def discover(X, y, names=None, target: str = "y", X_test=None, y_test=None,
-             config: DiscoverConfig = DiscoverConfig(), progress: Progress | None = None) -> Discovery:
-    """Find a formula for ``y`` from ``X``; reports on ``(X_test, y_test)`` when given."""
+             config: DiscoverConfig = DiscoverConfig(), progress: Progress | None = None, *,
+             units=None, client=None, on_attempt: Callable[[Attempt], None] | None = None,
+             stop: Callable[[], bool] | None = None) -> Discovery:
+    """Find a formula for ``y`` from ``X``; reports on ``(X_test, y_test)`` when given.
+
+    ``units``: each column's physical units and the target's (``{"q": "C", "v": "m/s", ...,
+    target: "N"}``, a spec string ``"q=C,v=m/s,..."`` or a JSON/TOML file): the search then works
+    on dimensionless groups and every formula is dimensionally consistent. ``client``: a
+    ``dask.distributed.Client``; the tasks then run on its workers. ``on_attempt`` is called
+    with each finished attempt, ``stop()`` is polled before each new one (True ends the search).
+    """
     t0 = time.perf_counter()
     say = progress or (lambda s: None)
     X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
@@ -197,35 +336,91 @@ def discover(X, y, names=None, target: str = "y", X_test=None, y_test=None,
     Xf, yf, Xv, yv = _split(X, y, config.val_fraction, config.seed)
     if len(Xv) == 0:
         Xf, yf, Xv, yv = X, y, X, y
-    widths = [config.width] if config.width is not None else shapes(X.shape[1])
+    data = SearchData(Xf, yf, Xv, yv, tuple(names), target)
+    view, reduction = View.identity(names), None
+    if units is not None:
+        view, reduction = _units_view(names, target, units)
+        say(f"units: {reduction.describe()}")
+        if not (view.valid_on(X) and view.target_valid(X, y)):
+            raise ValueError("the dimensionless groups are undefined on part of the data "
+                             "(a column that is 0 or negative raised to a fractional power)")
+    if client is not None:
+        from .sweep import DaskRunner
+
+        runner = DaskRunner(client, data, config, deadline, stop)
+    else:
+        runner = LocalRunner(data, config, deadline, stop)
     attempts: list[Attempt] = []
-    for width in widths:
-        if deadline is not None and time.perf_counter() > deadline and attempts:
-            say("time limit reached; skipping the remaining shapes")
-            break
-        say(f"trying width [{format_width(parse_width(width))}] ...")
-        try:
-            a = fit_shape(width, Xf, yf, Xv, yv, names, target, config, deadline)
-        except Exception as e:  # one bad shape must not end the search
-            attempts.append(Attempt(str(width), None, math.inf, math.inf, 0.0, None, f"{type(e).__name__}: {e}"))
-            say(f"  failed: {type(e).__name__}: {e}")
-            continue
-        attempts.append(a)
-        say(f"  {a.formula.sympy_str()}   (validation RMSE {a.val_rmse:.3g}, complexity {a.formula.complexity}, {a.seconds:.1f} s)")
-        if a.formula.exact and r2_rmse(yv, a.formula.evaluate(Xv))[0] >= config.good_enough_r2:
-            break
+    found: list[str] = []
+    seen: set = set()
+    n_cols = len(view.columns)
+
+    def good(a: Attempt) -> bool:
+        return a.formula is not None and a.formula.exact and a.formula.r2_test >= config.good_enough_r2
+
+    def drain() -> bool:
+        for task, a in runner.results():
+            attempts.append(a)
+            if a.formula is None:
+                say(f"  {task.label}: failed: {a.error}")
+            else:
+                say(f"  {task.label}: {a.formula.sympy_str()}   (validation RMSE {a.val_rmse:.3g}, "
+                    f"complexity {a.formula.complexity}, {a.seconds:.1f} s)")
+            if on_attempt is not None:
+                on_attempt(a)
+            if good(a):
+                runner.cancel()
+                return True
+        return False
+
+    try:
+        if config.width is not None:
+            runner.submit(shape_tasks(view, [config.width]))
+            drain()
+        else:
+            first = dedupe(shape_tasks(view, base_shapes(n_cols)[:2]), seen)
+            rest = dedupe(shape_tasks(view, base_shapes(n_cols)[2:]), seen)
+            say(f"trying {', '.join(t.label for t in first)} ...")
+            runner.submit(first)
+            done = False if runner.parallel else drain()
+            if not done and config.structure and n_cols >= 2 and not (stop and stop()):
+                structured = _structure_tasks(view, data, config, say, found)
+                runner.submit(dedupe(structured, seen))
+                done = False if runner.parallel else drain()
+            if not done:
+                runner.submit(rest)
+                drain()
+            if getattr(runner, "skipped", 0):
+                say(f"time limit reached; skipped {runner.skipped} remaining attempts")
+    finally:
+        runner.close()
     ok = [a for a in attempts if a.formula is not None]
     if not ok:
+        if stop is not None and stop():
+            raise RuntimeError("the search was stopped before any attempt finished")
         raise RuntimeError("no network shape could be fitted: " + "; ".join(a.error for a in attempts))
     best = min(ok, key=lambda a: a.criterion)
-    model = best.model
-    # Report on the test split (or nothing) with the chosen formula's final constants.
     f = best.formula
     if X_test is not None and len(X_test):
         Xt = np.asarray(X_test, dtype=np.float64).reshape(len(X_test), -1)
         yt = np.asarray(y_test, dtype=np.float64).reshape(-1)
         r2, rmse = r2_rmse(yt, f.evaluate(Xt))
-        nr2, nrmse = r2_rmse(yt, model.predict(Xt))
+        nr2, nrmse = r2_rmse(yt, best.predict(Xt))
         f = FormulaResult(f.expr, f.input_names, f.target_name, f.complexity, r2, rmse, nr2, nrmse, f.exact,
                           f.symbols, f.n_edges)
-    return Discovery(f, model, attempts, time.perf_counter() - t0)
+    return Discovery(f, best.model, attempts, time.perf_counter() - t0, best, found, reduction)
+
+
+def _structure_tasks(view: View, data: SearchData, cfg: DiscoverConfig, say, found: list[str]) -> list[Task]:
+    from .structure import analyze
+
+    t = time.perf_counter()
+    try:
+        st = analyze(data.X, data.y, view, data.Xv, data.yv, seed=cfg.seed)
+    except Exception as e:  # the tests only add attempts; without them the general shapes remain
+        say(f"structure tests failed ({type(e).__name__}: {e}); trying the general shapes")
+        return []
+    lines = st.describe()
+    found.extend(lines)
+    say(f"structure ({time.perf_counter() - t:.1f} s): " + "; ".join(lines))
+    return structured_tasks(st, data.X, data.y)

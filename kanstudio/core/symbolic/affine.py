@@ -44,8 +44,9 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 
-from .library import LIBRARY, SymbolicFunction, _finite, default_names, get_function
+from .library import LIBRARY, SymbolicFunction, default_names, get_function
 from .parse import parse_function
+from .batch import Batch
 from .refine import _refine, _step_fit
 
 __all__ = ["Candidate", "fit_affine", "fit_one", "score"]
@@ -208,7 +209,7 @@ def _plan(fn: SymbolicFunction, side: int, a_range, b_range) -> _Plan:
 # stages
 
 
-def _grid_r2(xs, ys, fns, A, B, bad):
+def _grid_r2(xs, ys, batch: Batch, A, B, bad):
     """R² of the best (c, d) at every grid point.
 
     xs, ys: (m,) normalised samples (ys centred); A, B: (F, P); bad: (F, P) padded points.
@@ -219,24 +220,20 @@ def _grid_r2(xs, ys, fns, A, B, bad):
     m = xs.numel()
     syy = (ys * ys).sum()
     r2 = torch.empty(F, P, dtype=xs.dtype)
-    ok = ~bad
+    ok = ~bad.numpy()
     step = max(1, _CHUNK // (P * m))
     for lo in range(0, F, step):
         hi = min(F, lo + step)
         U = A[lo:hi, :, None] * xs + B[lo:hi, :, None]  # (chunk, P, m)
-        FU = torch.empty_like(U)
-        for j in range(hi - lo):
-            fn = fns[lo + j]
-            FU[j] = fn.torch_fn(U[j])
-            if fn.valid is not _finite:
-                ok[lo + j] &= fn.valid(U[j]).all(-1)
+        FU, valid = batch.evaluate(U, np.arange(lo, hi))
+        ok[lo:hi] &= valid
         s1 = FU.sum(-1)
         s2 = (FU * FU).sum(-1)
         sfy = (FU * ys).sum(-1)
         varn = s2 - s1 * s1 / m
         flat = varn <= 1e-10 * s2  # f constant over the samples: rounding, not signal
         r2[lo:hi] = torch.where(flat, 0.0, sfy * sfy / (varn * syy))
-    ok &= torch.isfinite(r2)
+    ok = torch.from_numpy(ok) & torch.isfinite(r2)
     return torch.where(ok, r2.clamp(0.0, 1.0), -math.inf)
 
 
@@ -493,12 +490,13 @@ def _plans_for(fns, side, a_range, b_range):
             def col(attr, dt=torch.float64):  # (F, P) grids
                 return torch.tensor(np.stack([getattr(plans[i], attr) for i in idx]), dtype=dt)
 
-            def par(attr, dt=torch.float64):  # (F, 1) per-function limits
-                return torch.tensor([getattr(plans[i], attr) for i in idx], dtype=dt)[:, None]
+            def par(attr, dt=np.float64):  # (F, 1) per-function limits
+                return np.array([getattr(plans[i], attr) for i in idx], dtype=dt)[:, None]
 
             batch = (idx, col("a"), col("b"), col("pad", torch.bool),
-                     (par("free_a", torch.bool), par("free_b", torch.bool),
-                      par("a_lo"), par("a_hi"), par("b_lo"), par("b_hi")))
+                     (par("free_a", bool), par("free_b", bool),
+                      par("a_lo"), par("a_hi"), par("b_lo"), par("b_hi")),
+                     Batch([plans[i].fn for i in idx]))
         hit = (plans, batch)
         with _CACHE_LOCK:
             if len(_CACHE) >= 64:
@@ -524,23 +522,23 @@ def _fit_all(xt, yt, plans, batch, side, refine):
                 fits[i] = res
     if batch is None:
         return fits
-    searched, A, B, pad, limits = batch
+    searched, A, B, pad, limits, ev = batch
 
     # coarse grid on a subsample spread over the sorted x (extremes included)
     order = torch.argsort(xt, stable=True)
     m = min(n, GRID_SAMPLES)
     sub = order[torch.linspace(0, n - 1, m, dtype=torch.float64).round().long()]
     xs, ys = xt[sub], yt[sub] - yt[sub].mean()
-    fns = [plans[i].fn for i in searched]
     with torch.no_grad():
-        r2 = _grid_r2(xs, ys, fns, A, B, pad)
+        r2 = _grid_r2(xs, ys, ev, A, B, pad)
         idx, usable = _starts(r2, side, STARTS if refine else 1)
-        a, b = A.gather(1, idx), B.gather(1, idx)
+        a, b, usable = A.gather(1, idx).numpy(), B.gather(1, idx).numpy(), usable.numpy()
         if refine:  # most iterations on the subsample, then polish the best start on all samples
-            a, b, sse, _, _ = _refine(xs, ys, fns, a, b, usable, *limits, ITERS_SUB, 1e-3)
-            pick = sse.argmin(-1, keepdim=True)
-            a, b, usable = a.gather(1, pick), b.gather(1, pick), torch.isfinite(sse.gather(1, pick))
-        a, b, sse, c, fm = _refine(xt, yt, fns, a, b, usable, *limits, ITERS_FULL if refine else 1, 1e-4)
+            a, b, sse, _, _ = _refine(xs, ys, ev, a, b, usable, *limits, ITERS_SUB, 1e-3)
+            pick = sse.argmin(-1)[:, None]
+            a, b = np.take_along_axis(a, pick, 1), np.take_along_axis(b, pick, 1)
+            usable = np.isfinite(np.take_along_axis(sse, pick, 1))
+        a, b, sse, c, fm = _refine(xt, yt, ev, a, b, usable, *limits, ITERS_FULL if refine else 1, 1e-4)
     best = sse.argmin(-1)
     for j, i in enumerate(searched):
         t = int(best[j])

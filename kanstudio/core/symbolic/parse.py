@@ -201,6 +201,17 @@ def _compile_torch(e: sympy.Expr):
     raise ValueError(f"unsupported operation {fn.__name__} in {e}")
 
 
+def _ipow(z: torch.Tensor, n: int) -> torch.Tensor:
+    """``z ** n`` for an integer ``n >= 1`` by repeated squaring: torch's ``pow`` with an
+    exponent other than 2 or 3 runs a general power, several times slower on the small
+    tensors of the affine search; this agrees with it to rounding."""
+    if n <= 3:
+        return z**n
+    half = _ipow(z, n // 2)
+    sq = half * half
+    return sq * z if n % 2 else sq
+
+
 def _compile_pow(base, exp):
     b = _compile_torch(base)
     if exp.is_number and base.is_number:
@@ -209,9 +220,9 @@ def _compile_pow(base, exp):
     if exp.is_number:
         p = float(exp)
         if exp.is_integer and p >= 0:
-            return lambda u, need: b(u, need) ** int(p)
+            return lambda u, need: _ipow(b(u, need), int(p)) if int(p) else 1.0
         if exp.is_integer:  # a pole where the base is 0
-            return lambda u, need: _guarded(lambda z: _away_from_zero(z) ** int(p), b(u, need), need,
+            return lambda u, need: _guarded(lambda z: 1.0 / _ipow(_away_from_zero(z), -int(p)), b(u, need), need,
                                             lambda z: z.abs() >= EPS)
         if p > 0:  # x**(1/2), x**1.5: defined for b >= 0, slope infinite at 0 when p < 1
             safe = lambda z: _exact_value_safe_grad(lambda t: t**p, z, 0.0, None, _GRAD_EPS, None)
@@ -274,13 +285,20 @@ def _make_views(expr: sympy.Expr):
     def torch_fn(u: torch.Tensor) -> torch.Tensor:
         return _tensor(ev_torch(u, None), u)
 
-    def valid(u: torch.Tensor) -> torch.Tensor:
+    def value_and_valid(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         need = []
         out = _tensor(ev_torch(u, need), u)
         mask = torch.isfinite(u) & torch.isfinite(out)
         for m in need:
             mask &= m
-        return mask
+        return out, mask
+
+    def valid(u: torch.Tensor) -> torch.Tensor:
+        return value_and_valid(u)[1]
+
+    # one evaluation for both views: the affine search needs the values and the mask of the
+    # same arguments at every iteration (see batch.py)
+    valid.with_value = value_and_valid
 
     def numpy_fn(u):
         u = np.asarray(u, dtype=float)
