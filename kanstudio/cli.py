@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--test-fraction", type=float, default=0.2)
     f.add_argument("--format", choices=FORMATS, default="sympy")
     f.add_argument("--out", help="write the result to this file instead of stdout")
+    f.add_argument("--units", metavar="SPEC",
+                   help="physical units of every input and the target, e.g. q=C,v=m/s,B=T,F=N, or a JSON/TOML "
+                        "file of column = unit: the search then works on dimensionless groups (Buckingham pi)")
     f.add_argument("--time-limit", type=float, default=60.0, metavar="SECONDS")
     f.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     f.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
@@ -133,7 +136,10 @@ def cmd_fit(a) -> int:
     cfg = DiscoverConfig(width=width, grid=a.grid, k=a.k, steps=a.steps, lamb=a.lamb, seed=a.seed,
                          lib=tuple(lib) if lib else None, r2_threshold=a.r2_threshold, time_limit=a.time_limit)
     try:
-        d = discover(Xtr, ytr, list(ds.inputs), ds.target, Xte, yte, cfg, progress=say)
+        d = discover(Xtr, ytr, list(ds.inputs), ds.target, Xte, yte, cfg, progress=say, units=a.units)
+    except ValueError as e:  # units that cannot be read, or that no law of these columns can have
+        print(f"kanstudio fit: error: {e}", file=sys.stderr)
+        return 2
     except RuntimeError as e:
         print(f"kanstudio fit: error: {e}", file=sys.stderr)
         return 1
@@ -142,7 +148,8 @@ def cmd_fit(a) -> int:
     say(f"formula R2 {f.r2_test:.6g} (network {f.network_r2_test:.6g}) on {len(yte)} test rows, {seconds:.1f} s")
     if a.format == "json":
         obj = f.to_json()
-        obj.update(seconds=round(seconds, 3), width=d.model.width_str, target=ds.target)
+        obj.update(seconds=round(seconds, 3), width=d.model.width_str if d.model is not None else None,
+                   target=ds.target)
         text = json.dumps(obj, indent=2)
     elif a.format == "latex":
         text = f.latex()

@@ -66,3 +66,51 @@ def test_simplify_is_bounded_on_nested_logs():
     assert time.perf_counter() - t < 5
     pt = {v: 1.3, w: 2.1, c: 4.0}
     assert abs(float(out.subs(pt)) - float(e.subs(pt))) < 1e-12  # the same function
+
+
+@pytest.mark.parametrize("value, exact", [
+    (1 / np.sqrt(2 * np.pi), 1 / sympy.sqrt(2 * sympy.pi)),
+    (np.sqrt(2), sympy.sqrt(2)),
+    (np.e, sympy.E),
+    (np.pi**2 / 6, sympy.pi**2 / 6),
+    (3 / np.sqrt(np.pi), 3 / sympy.sqrt(sympy.pi)),
+    (2 * np.sqrt(3), 2 * sympy.sqrt(3)),
+])
+def test_nice_values_know_the_constants_of_physics(value, exact):
+    assert sympy.simplify(exact) in [sympy.simplify(c) for c in constants.nice_values(float(value))]
+
+
+def test_special_constants_must_match_closely():
+    # 0.4 is 0.27 % from 1/sqrt(2 pi): close enough for 2/5, not for a Gaussian normalisation
+    assert not any(c.has(sympy.sqrt(2 * sympy.pi)) or c.has(sympy.sqrt(sympy.pi)) for c in constants.nice_values(0.4))
+
+
+def _recover(f, expr, ranges, noise, seed=0):
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.uniform(a, b, 1500) for a, b in ranges])
+    y = f(X)
+    y = y + noise * np.std(y) * rng.standard_normal(len(y))
+    syms = sympy.symbols(f"x0:{X.shape[1]}", real=True)
+    Xf, yf, Xv, yv = X[:1000], y[:1000], X[1000:], y[1000:]
+    return tidy(expr(syms), list(syms), Xv, yv, Xf, yf), syms
+
+
+def test_tidy_gives_the_gaussian_normalisation_exactly():
+    got, (x,) = _recover(lambda X: np.exp(-X[:, 0] ** 2 / 2) / np.sqrt(2 * np.pi),
+                         lambda s: sympy.Float(0.3989420) * sympy.exp(sympy.Float(-0.5000003) * s[0] ** 2), [(-3, 3)], 0.0)
+    assert sympy.simplify(got - sympy.exp(-x**2 / 2) / sympy.sqrt(2 * sympy.pi)) == 0
+
+
+def test_noisy_offsets_are_dropped_before_rounding():
+    # A fitted x^2 edge on 1 % noise: the offsets compensate a wrong rounding of the scale
+    # (5/3 instead of pi^2/6) unless they go first.
+    got, (x,) = _recover(lambda X: np.pi**2 / 6 * X[:, 0] ** 2,
+                         lambda s: sympy.Float(1.65443) * (sympy.Float(0.9999995) * s[0] - sympy.Float(0.0116352)) ** 2
+                         + sympy.Float(0.0345287), [(1, 3)], 0.01)
+    assert sympy.simplify(got - sympy.pi**2 / 6 * x**2) == 0
+
+
+def test_a_real_offset_is_kept():
+    got, (x,) = _recover(lambda X: 2 * X[:, 0] + 0.3, lambda s: sympy.Float(2.0003) * s[0] + sympy.Float(0.2998),
+                         [(0, 1)], 0.0)
+    assert sympy.simplify(got - (2 * x + sympy.Rational(3, 10))) == 0

@@ -9,9 +9,10 @@ shapes. With ``units``, everything happens on the dimensionless groups of Buckin
 (:mod:`.units`), so every formula returned is dimensionally consistent. A user-given width
 skips the search.
 
-The time limit only decides whether another task is started; a started task always runs to the
-end, so a result does not depend on how busy the machine was (unless the limit cut the search,
-which the progress output says).
+The time limit decides whether another task is started, and a training still running when it
+is reached stops there (its network is snapped and judged as it is); so a search that the limit
+did not cut gives the same result however busy the machine was, and one it cut says so in the
+progress output.
 
 Selection uses a held-out validation part of the training data (the test split is only for
 reporting): ``n_val * log(MSE) + log(n_val) * complexity`` (BIC-like), so a formula that is
@@ -32,7 +33,7 @@ import torch
 from .formula import FormulaResult, build_formula, complexity, evaluate, is_exact, make_symbols, r2_rmse
 from .model import KAN
 from .network import format_width, parse_width
-from .search_plan import Task, base_shapes, dedupe, shape_tasks, structured_tasks
+from .search_plan import ONE_D, Task, base_shapes, dedupe, shape_tasks, structured_tasks
 from .separable import als_product
 from .views import View
 
@@ -172,6 +173,12 @@ def _single_path(w: list[tuple[int, int]]) -> bool:
 def fit_shape(width, X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline: float | None,
               masks=(), seed_offset: int = 0) -> Attempt:
     t0 = time.perf_counter()
+
+    def left() -> float | None:
+        # the law's budget is a promise to the user: a training running past the deadline stops
+        # there (its network so far is snapped and judged like any other)
+        return None if deadline is None else max(0.05, deadline - time.perf_counter())
+
     w = parse_width(width)
     has_hidden_sums = len(w) > 2 and any(s > 1 for s, _ in w[1:-1])
     model, model_rmse = None, math.inf
@@ -190,7 +197,7 @@ def fit_shape(width, X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline:
         if len(w) == 2 and w[1] == (0, 1):
             trial.set_data(X, y)
             als_product(trial.net, trial.X_train_, trial.y_train_)  # separable start; LBFGS polishes
-        trial.fit(X, y, steps=cfg.steps, lamb=cfg.lamb if has_hidden_sums else 0.0)
+        trial.fit(X, y, steps=cfg.steps, lamb=cfg.lamb if has_hidden_sums else 0.0, time_limit=left())
         trial_rmse = trial.train_result_.history[-1].train_loss
         if model is None or trial_rmse < model_rmse:
             model, model_rmse = trial, trial_rmse
@@ -202,15 +209,15 @@ def fit_shape(width, X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline:
     for g in cfg.refine_grids:
         if g > model.grid:
             model.refine(g)
-            model.fit(steps=cfg.refine_steps, update_grid=False)
+            model.fit(steps=cfg.refine_steps, update_grid=False, time_limit=left())
     lib = list(cfg.lib) if cfg.lib else None
     report = model.auto_symbolic(r2_threshold=cfg.r2_threshold, lib=lib)
-    model.fit(steps=cfg.refit_steps, update_grid=False)
+    model.fit(steps=cfg.refit_steps, update_grid=False, time_limit=left())
     if report["skipped"]:
         # The refit has adapted the rest of the network to the snapped edges, so the leftovers
         # often fit now; snap them to their best candidate and let the validation error judge.
         model.auto_symbolic(r2_threshold=-math.inf, lib=lib)
-        model.fit(steps=cfg.refit_steps, update_grid=False)
+        model.fit(steps=cfg.refit_steps, update_grid=False, time_limit=left())
     f = build_formula(model, Xv, yv)
     scale = float(np.std(yv)) or 1.0
     # Opaque spline terms are not a formula yet: charge them like a large expression.
@@ -219,6 +226,26 @@ def fit_shape(width, X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline:
     if not np.isfinite(f.evaluate(X)).all():
         crit = math.inf  # undefined somewhere on the training inputs (acos of 1.004): not a law
     return Attempt(format_width(w), f, f.rmse_test, crit, time.perf_counter() - t0, model)
+
+
+def fit_1d_attempt(X, y, Xv, yv, names, target, cfg: DiscoverConfig) -> Attempt:
+    """The direct 1-D search (:mod:`.search_1d`) as an attempt, judged like a network's."""
+    from .search_1d import fit_1d
+
+    t0 = time.perf_counter()
+    lib = list(cfg.lib) if cfg.lib else None
+    scale = float(np.std(yv)) or 1.0
+    best = None
+    for model, f in fit_1d(X, y, Xv, yv, names, target, cfg, lib):
+        crit = _criterion(f.rmse_test, f.complexity + (0 if f.exact else 50), len(yv), scale)
+        if not np.isfinite(f.evaluate(X)).all():
+            crit = math.inf
+        if best is None or crit < best.criterion:
+            best = Attempt(model.width_str, f, f.rmse_test, crit, 0.0, model)
+    if best is None:
+        raise ValueError("no 1-D candidate fits")
+    best.seconds = time.perf_counter() - t0
+    return best
 
 
 def _in_original_variables(a: Attempt, view: View, data: SearchData, cfg: DiscoverConfig) -> Attempt:
@@ -256,8 +283,11 @@ def run_task(task: Task, data: SearchData, cfg: DiscoverConfig, deadline: float 
     Xs, ys, Xvs, yvs = v.transform(data.X), v.target(data.X, data.y), v.transform(data.Xv), v.target(data.Xv, data.yv)
     if not (np.isfinite(Xs).all() and np.isfinite(ys).all() and np.isfinite(Xvs).all() and np.isfinite(yvs).all()):
         raise ValueError(f"the view {v.describe()} is undefined on part of the data")
-    a = fit_shape([tuple(w) for w in task.width], Xs, ys, Xvs, yvs, v.names, data.target, cfg, deadline,
-                  masks=task.masks, seed_offset=task.seed_offset)
+    if tuple(task.width) == ONE_D:
+        a = fit_1d_attempt(Xs, ys, Xvs, yvs, v.names, data.target, cfg)
+    else:
+        a = fit_shape([tuple(w) for w in task.width], Xs, ys, Xvs, yvs, v.names, data.target, cfg, deadline,
+                      masks=task.masks, seed_offset=task.seed_offset)
     a.label, a.view = task.label, v
     if not v.is_identity:
         a = _in_original_variables(a, v, data, cfg)
@@ -293,7 +323,8 @@ class LocalRunner:
             try:
                 yield task, run_task(task, self.data, self.cfg, self.deadline)
             except Exception as e:  # one bad task must not end the search
-                yield task, Attempt(format_width([tuple(w) for w in task.width]), None, math.inf, math.inf, 0.0,
+                w = "1-D search" if tuple(task.width) == ONE_D else format_width([tuple(w) for w in task.width])
+                yield task, Attempt(w, None, math.inf, math.inf, 0.0,
                                     None, f"{type(e).__name__}: {e}", task.label, task.view)
 
     def cancel(self) -> None:
@@ -303,16 +334,56 @@ class LocalRunner:
         pass
 
 
-def _units_view(names, target, units) -> tuple[View, object]:
-    from .units import reduce_units
+def _units_views(names, target, units, X, y) -> list[tuple[View, object]]:
+    """Views on the simplest Buckingham reductions that are defined on the data (see
+    :func:`.units.reductions`: the choice of repeating variables matters to the search)."""
+    from .units import reductions
 
-    red = reduce_units(list(names), target, units)
-    syms = [sympy.Symbol(n) for n in names]
-    cols = tuple(sympy.sympify(g).xreplace({sympy.Symbol(s.name): s for s in syms}) for g in red.group_symbols())
-    pref = sympy.Integer(1)
-    for s, e in zip(syms, red.prefactor_exponents):
-        pref = pref * s ** sympy.Rational(e)
-    return View(tuple(names), cols, pref, (red.describe(),)), red
+    out = []
+    for red in reductions(list(names), target, units, X, k=2):
+        syms = [sympy.Symbol(n) for n in names]
+        cols = tuple(sympy.sympify(g).xreplace({sympy.Symbol(s.name): s for s in syms}) for g in red.group_symbols())
+        pref = sympy.Integer(1)
+        for s, e in zip(syms, red.prefactor_exponents):
+            pref = pref * s ** sympy.Rational(e.numerator, e.denominator)
+        v = View(tuple(names), cols, pref, (red.describe(),))
+        if v.valid_on(X) and v.target_valid(X, y):
+            out.append((v, red))
+    if not out:
+        raise ValueError("the dimensionless groups are undefined on part of the data "
+                         "(a column that is 0 or negative raised to a fractional power)")
+    return out
+
+
+def _constant_attempt(view: View, data: SearchData) -> Attempt:
+    """``y = factor * C``: the units leave no dimensionless group, so only C is unknown."""
+    from .constants import tidy
+
+    t0 = time.perf_counter()
+    f = view.factor_values(data.X)
+    c = float(np.dot(f, data.y) / max(float(np.dot(f, f)), 1e-300))
+    ref = np.concatenate([data.X, data.Xv])
+    syms = make_symbols(list(data.names), ref)
+    expr = (view.factor * sympy.Float(c)).xreplace({sympy.Symbol(s.name): s for s in syms})
+    try:
+        expr = tidy(expr, syms, data.Xv, data.yv, data.X, data.y)
+    except Exception:  # rounding is an improvement, never a reason to lose the formula
+        pass
+    r2, rmse = r2_rmse(data.yv, evaluate(expr, syms, data.Xv))
+    cx = complexity(expr)
+    g = FormulaResult(expr, list(data.names), data.target, cx, r2, rmse, r2, rmse, True, syms, 0)
+    crit = _criterion(rmse, cx, len(data.yv), float(np.std(data.yv)) or 1.0)
+    return Attempt("constant", g, rmse, crit, time.perf_counter() - t0, None, "", f"constant on {view.describe()}", view)
+
+
+def _consistent(a: Attempt, reduction) -> bool:
+    from .units import DimensionError, check_dimensions
+
+    try:
+        check_dimensions(a.formula.expr, reduction.dims | {}, reduction.dims[reduction.target])
+        return True
+    except DimensionError:
+        return False
 
 
 def discover(X, y, names=None, target: str = "y", X_test=None, y_test=None,
@@ -337,13 +408,12 @@ def discover(X, y, names=None, target: str = "y", X_test=None, y_test=None,
     if len(Xv) == 0:
         Xf, yf, Xv, yv = X, y, X, y
     data = SearchData(Xf, yf, Xv, yv, tuple(names), target)
-    view, reduction = View.identity(names), None
+    view, reduction, alternatives = View.identity(names), None, []
     if units is not None:
-        view, reduction = _units_view(names, target, units)
+        (view, reduction), *alternatives = _units_views(names, target, units, X, y)
         say(f"units: {reduction.describe()}")
-        if not (view.valid_on(X) and view.target_valid(X, y)):
-            raise ValueError("the dimensionless groups are undefined on part of the data "
-                             "(a column that is 0 or negative raised to a fractional power)")
+        for v, r in alternatives:
+            say(f"units, also: {r.describe()}")
     if client is not None:
         from .sweep import DaskRunner
 
@@ -355,11 +425,23 @@ def discover(X, y, names=None, target: str = "y", X_test=None, y_test=None,
     seen: set = set()
     n_cols = len(view.columns)
 
+    if reduction is not None and not view.columns:
+        a = _constant_attempt(view, data)
+        attempts.append(a)
+        say(f"  {a.label}: {a.formula.sympy_str()}   (validation RMSE {a.val_rmse:.3g})")
+        if on_attempt is not None:
+            on_attempt(a)
+        runner.close()
+        return Discovery(a.formula, None, attempts, time.perf_counter() - t0, a, found, reduction)
+
     def good(a: Attempt) -> bool:
         return a.formula is not None and a.formula.exact and a.formula.r2_test >= config.good_enough_r2
 
     def drain() -> bool:
         for task, a in runner.results():
+            if a.formula is not None and reduction is not None and not _consistent(a, reduction):
+                # cannot happen by construction (constants are dimensionless); a guard, not a filter
+                a.criterion, a.error = math.inf, "the formula's units do not agree"
             attempts.append(a)
             if a.formula is None:
                 say(f"  {task.label}: failed: {a.error}")
@@ -379,6 +461,8 @@ def discover(X, y, names=None, target: str = "y", X_test=None, y_test=None,
             drain()
         else:
             first = dedupe(shape_tasks(view, base_shapes(n_cols)[:2]), seen)
+            for v, _ in alternatives:
+                first += dedupe(shape_tasks(v, base_shapes(len(v.columns))[:2]), seen)
             rest = dedupe(shape_tasks(view, base_shapes(n_cols)[2:]), seen)
             say(f"trying {', '.join(t.label for t in first)} ...")
             runner.submit(first)

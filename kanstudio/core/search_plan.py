@@ -51,8 +51,18 @@ def base_shapes(n: int, hidden: int | None = None) -> list[list]:
     return out
 
 
+ONE_D = ("1d",)  # the width of a direct 1-D search task (search_1d), not a network
+
+
+def one_d_task(view: View, why: str = "") -> Task:
+    on = "" if view.is_identity else f" on {view.describe()}"
+    return Task(f"[1-D search]{on}" + (f"  <- {why}" if why else ""), view, ONE_D)
+
+
 def shape_tasks(view: View, widths, why: str = "") -> list[Task]:
-    out = []
+    # one column left: the direct 1-D search first (a few hundred ms, and it finds compositions
+    # that a [1,1,1] network reaches only from a lucky start)
+    out = [one_d_task(view, why)] if len(view.columns) == 1 else []
     for w in widths:
         ww = _w(w)
         out.append(Task(_label(view, ww, why), view, ww))
@@ -60,6 +70,8 @@ def shape_tasks(view: View, widths, why: str = "") -> list[Task]:
 
 
 def _label(view: View, width, why: str = "", masks=()) -> str:
+    if tuple(width) == ONE_D:
+        return one_d_task(view, why).label
     w = f"[{format_width([tuple(x) for x in width])}]" + (" (grouped)" if masks else "")
     on = "" if view.is_identity else f" on {view.describe()}"
     return f"{w}{on}" + (f"  <- {why}" if why else "")
