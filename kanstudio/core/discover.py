@@ -213,7 +213,7 @@ def fit_shape(width, X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline:
     lib = list(cfg.lib) if cfg.lib else None
     report = model.auto_symbolic(r2_threshold=cfg.r2_threshold, lib=lib)
     model.fit(steps=cfg.refit_steps, update_grid=False, time_limit=left())
-    if report["skipped"]:
+    if report["skipped"] and (deadline is None or time.perf_counter() < deadline):
         # The refit has adapted the rest of the network to the snapped edges, so the leftovers
         # often fit now; snap them to their best candidate and let the validation error judge.
         model.auto_symbolic(r2_threshold=-math.inf, lib=lib)
