@@ -14,6 +14,37 @@ def _csv_list(s: str | None) -> list[str] | None:
     return [p.strip() for p in s.split(",") if p.strip()] if s else None
 
 
+def _int_list(s: str) -> list[int]:
+    """``0-7`` or ``0,3,5`` (or both: ``0-3,8``)."""
+    out = []
+    try:
+        for part in s.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1) if not part.startswith("-") else ("-" + part[1:].split("-", 1)[0], part[1:].split("-", 1)[1])
+                lo, hi = int(lo), int(hi)
+                if hi < lo:
+                    raise ValueError
+                out += list(range(lo, hi + 1))
+            elif part:
+                out.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 0-7 or 0,3,5, got {s!r}") from None
+    if not out:
+        raise argparse.ArgumentTypeError("an empty list")
+    return out
+
+
+def _float_list(s: str) -> list[float]:
+    try:
+        out = [float(v) for v in s.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 1e-3,1e-2, got {s!r}") from None
+    if not out or any(v < 0 for v in out):
+        raise argparse.ArgumentTypeError(f"expected non-negative numbers, got {s!r}")
+    return out
+
+
 def _positive_int(s: str) -> int:
     v = int(s)
     if v < 1:
@@ -59,6 +90,28 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--time-limit", type=float, default=60.0, metavar="SECONDS")
     f.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     f.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
+
+    w = sub.add_parser("sweep", help="train many settings at once on a Dask cluster; a table and its Pareto front",
+                       description="Train every combination of --widths x --seeds x --grids x --lambdas on Dask "
+                                   "workers (an embedded local cluster, or --scheduler), each through the whole "
+                                   "pipeline (train, prune, snap, refit, exact constants). A line per finished "
+                                   "setting goes to stderr as it arrives; the table (formula, complexity, "
+                                   "validation RMSE, test R2, seed, shape, grid, lambda, Pareto flag) to --out.")
+    w.add_argument("data", help="CSV file with a header row")
+    w.add_argument("--target", help="column to explain (default: the last column)")
+    w.add_argument("--inputs", help="comma-separated input columns (default: every other numeric column)")
+    w.add_argument("--widths", help='network widths separated by ";", e.g. "2,5,1;2,1x" (default: the search\'s shapes)')
+    w.add_argument("--seeds", type=_int_list, default=[0], help="e.g. 0-7 or 0,3,5 (default 0)")
+    w.add_argument("--grids", type=_int_list, default=[5], help="grid sizes, e.g. 5,10 (default 5)")
+    w.add_argument("--lambdas", type=_float_list, default=[1e-3], help="sparsity weights, e.g. 1e-3,1e-2")
+    w.add_argument("--steps", type=_positive_int, default=50, help="LBFGS steps per training")
+    w.add_argument("--workers", type=_positive_int, default=2, help="local cluster size (ignored with --scheduler)")
+    w.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="an existing Dask scheduler")
+    w.add_argument("--out", help="write the table here (.csv or .json)")
+    w.add_argument("--time-limit", type=float, default=600.0, metavar="SECONDS",
+                   help="no setting starts after this (default 600)")
+    w.add_argument("--test-fraction", type=float, default=0.2)
+    w.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
     s = sub.add_parser("serve", help="open the studio in a browser",
                        description="Start the kanstudio web app: one independent study per browser tab.")
@@ -165,6 +218,60 @@ def cmd_fit(a) -> int:
     return 0
 
 
+def cmd_sweep(a) -> int:
+    from .core.data import DataError, load_csv
+    from .core.discover import DiscoverConfig
+    from .core.network import parse_width
+    from .core.sweep import SweepError, make_client, sweep
+
+    say = (lambda m: None) if a.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    try:
+        ds = load_csv(a.data, target=a.target, inputs=_csv_list(a.inputs), test_fraction=a.test_fraction)
+        widths = [w.strip() for w in a.widths.split(";") if w.strip()] if a.widths else None
+        for w in widths or []:
+            pw = parse_width(w)
+            if pw[0][0] != ds.n_inputs:
+                raise ValueError(f"width {w} starts with {pw[0][0]} inputs but the data has {ds.n_inputs}")
+        if a.out and not a.out.lower().endswith((".csv", ".json")):
+            raise ValueError(f"--out must end in .csv or .json, got {a.out}")
+    except (DataError, ValueError, KeyError) as e:
+        print(f"kanstudio sweep: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        client = make_client(a.scheduler, a.workers)
+    except SweepError as e:
+        print(f"kanstudio sweep: error: {e}", file=sys.stderr)
+        return 2
+    Xtr, ytr, Xte, yte = ds.split()
+    n = len(widths or []) or "the search's"
+    say(f"{ds.name}: {ds.n_rows} rows -> {ds.target}; {n} widths x {len(a.seeds)} seeds x {len(a.grids)} grids x "
+        f"{len(a.lambdas)} lambdas on {a.scheduler or f'a local cluster of {a.workers} workers'}")
+    cfg = DiscoverConfig(steps=a.steps, time_limit=a.time_limit)
+
+    def row(r):
+        if r.error:
+            say(f"  [{r.shape}] seed {r.seed} grid {r.grid} lambda {r.lamb:g}: failed: {r.error}")
+        else:
+            say(f"  [{r.shape}] seed {r.seed} grid {r.grid} lambda {r.lamb:g}: {r.formula}   (validation RMSE "
+                f"{r.val_rmse:.3g}, complexity {r.complexity}, test R2 {r.test_r2:.6g}, {r.seconds:.1f} s)")
+
+    try:
+        res = sweep(Xtr, ytr, list(ds.inputs), ds.target, client, widths=widths, seeds=a.seeds, grids=a.grids,
+                    lambdas=a.lambdas, config=cfg, X_test=Xte, y_test=yte, on_row=row)
+    finally:
+        client.close()
+    if res.skipped:
+        say(f"time limit reached: {res.skipped} settings not run")
+    if a.out:
+        res.write(a.out)
+        say(f"wrote {a.out}")
+    print(f"Pareto front ({len(res.rows)} settings, {res.seconds:.1f} s):")
+    for r in res.pareto:
+        print(f"  complexity {r.complexity:4d}  validation RMSE {r.val_rmse:.3g}  test R2 {r.test_r2:.6g}  "
+              f"[{r.shape}] seed {r.seed}: {r.formula}")
+    return 0 if res.rows and any(not r.error for r in res.rows) else 1
+
+
 def cmd_serve(a) -> int:
     from .ui.app import serve
 
@@ -183,7 +290,7 @@ def cmd_datasets(a) -> int:
 
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
-    return {"fit": cmd_fit, "serve": cmd_serve, "datasets": cmd_datasets}[a.command](a)
+    return {"fit": cmd_fit, "sweep": cmd_sweep, "serve": cmd_serve, "datasets": cmd_datasets}[a.command](a)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Sets up everything kanstudio needs in ./.venv. Idempotent; safe to re-run.
-#   scripts/setup.sh           runtime only (the app, the CLI, the Python API)
+#   scripts/setup.sh           the app, the CLI, the Python API, and Dask for `kanstudio sweep`
 #   scripts/setup.sh --test    plus the test tools and Debian's chromium for the browser tests
 #   scripts/setup.sh --bench   plus pykan 0.2.8 for the side-by-side benchmarks
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras=""
+extras="sweep"  # dask[distributed]: `kanstudio sweep` and discover(client=...)
 want_browser=0
 for arg in "$@"; do
   case "$arg" in
