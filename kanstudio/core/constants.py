@@ -142,6 +142,12 @@ def refit_floats(expr, symbols, X, y, max_nfev: int = 200):
     return templ.xreplace({p: sympy.Float(float(v)) for p, v in zip(params, sol.x)})
 
 
+# A formula with more floats than this is a network's spline-like fit, not a law with a stray
+# offset; each try costs a least-squares refit of all its floats (a [3,7,1] network's formula:
+# tens of seconds), so only small formulas get the pass.
+DROP_MAX_FLOATS = 10
+
+
 def drop_constants(expr, judge: _Judge, fit, max_floats: int = 40):
     """Try 0 for each float, smallest first, the others refitted. On noisy data an offset comes
     out 0.01-0.03 instead of 0, and rounding the large constants first lets the offsets
@@ -166,7 +172,8 @@ def round_constants(expr, judge: _Judge, fit=None, max_floats: int = 40):
     """Replace floats by nice numbers one at a time. With ``fit = (symbols, X, y)`` the other
     floats are refitted after each replacement before judging it, so constants that compensated
     each other (1.005 (E - 0.012)(q - 0.02) + 0.05 on noisy data) can all become exact."""
-    cur = drop_constants(expr, judge, fit, max_floats) if fit is not None else expr
+    few = len(_floats(expr)) <= DROP_MAX_FLOATS
+    cur = drop_constants(expr, judge, fit, max_floats) if fit is not None and few else expr
     tried = set()
     for _ in range(max_floats):
         # Walk the *current* floats: a refit replaces the others with new values.
