@@ -37,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -85,8 +85,25 @@ class Candidate:
     score: float
 
 
+# How common a function is among the laws people write, within its complexity class (0 = the
+# most common). At a (near) tie in R² and complexity the more common one wins: x^2 over cos.
+# sin and cos share a rank, so between them only the shift tie decides (sin(x) over cos(x - pi/2)).
+COMMONNESS = {
+    "x^2": 0, "sin": 1, "cos": 1, "exp": 1, "sqrt": 2, "1/x": 2, "log": 2,
+    "x^3": 0, "tanh": 1, "gaussian": 1, "1/x^2": 1, "1/sqrt": 2, "x^1.5": 2, "tan": 2, "abs": 2, "sgn": 2,
+    "x^4": 0, "arctan": 1, "sigmoid": 1, "arcsin": 1, "arccos": 1, "1/x^3": 2, "arctanh": 2,
+    "x": 0, "x^5": 0, "0": 0,
+}
+COMMON_STEP = 0.02  # per rank: a factor 10**0.02 ~ 1.05 in unexplained variance
+# Once some candidate is near-perfect (R² >= NEAR_PERFECT), one that leaves FAR_RATIO times more
+# variance unexplained than the best ranks after every candidate that does not: the dead edge '0'
+# (R² 0, score 0) must not beat arctan at R² 0.9999 just because arctan costs 4 complexity.
+NEAR_PERFECT = 0.98
+FAR_RATIO = 50.0
+
+
 def score(r2: float, complexity: int, weight_complexity: float = 1.0,
-          b: float = 0.0, c: float = 1.0, d: float = 0.0) -> float:
+          b: float = 0.0, c: float = 1.0, d: float = 0.0, name: str | None = None) -> float:
     """``log10(1 - R² + 1e-10) + weight_complexity * complexity + tie``, lower is better.
 
     One unit of complexity is worth a factor 10 in unexplained variance (with the default
@@ -94,10 +111,15 @@ def score(r2: float, complexity: int, weight_complexity: float = 1.0,
     (1 - R² at the 1e-10 floor) the simpler one wins. ``tie <= 0.006`` only separates fits of
     equal quality, preferring the unshifted, positive form: sin(pi x) over cos(pi x - pi/2),
     arccos(x) over pi/2 - arcsin(x). ``'0'`` has R² = 0, so its score is 0: an edge whose best
-    function explains less than ``1 - 10**-complexity`` of the variance ranks below the dead edge.
+    function explains less than ``1 - 10**-complexity`` of the variance ranks below the dead edge,
+    unless a near-perfect candidate exists (see ``FAR_RATIO``, applied in the ranking). ``name``
+    adds ``COMMON_STEP`` per ``COMMONNESS`` rank (user functions: rank 2), so a near tie goes to
+    the more common function.
     """
     s = lambda t: abs(t) / (1.0 + abs(t))
     tie = 0.002 * s(b) + 0.002 * s(d) + 0.001 * (c < 0)
+    if name is not None:
+        tie += COMMON_STEP * COMMONNESS.get(name, 2)
     r2 = min(max(float(r2), 0.0), 1.0)
     return math.log10(1.0 - r2 + R2_FLOOR) + weight_complexity * complexity + tie
 
@@ -427,12 +449,31 @@ def _rank(x, y, fns, weight_complexity, a_range, b_range, side, refine) -> list[
         b_u = _inside_domain(p.fn, x_user, a_u, b_u)
         if b_u is None:
             continue
-        sc = score(r2, p.fn.complexity, weight_complexity, b_u, c_u, d_u)
+        sc = score(r2, p.fn.complexity, weight_complexity, b_u, c_u, d_u, name=p.fn.name)
         if _is_slice(p.fn.name, a_u * lo + b_u, a_u * hi + b_u):
             sc += SLICE_PENALTY * weight_complexity
         out.append((i, Candidate(p.fn.name, a_u, b_u, c_u, d_u, float(r2), int(p.fn.complexity), sc)))
+    out = _demote_far_below(out)
     out.sort(key=lambda t: (t[1].score, t[0]))
     return [cand for _, cand in out]
+
+
+def _demote_far_below(out: list) -> list:
+    """With a near-perfect candidate present, move those far below the best R² after all others
+    (their scores are raised by one common amount, so their own order is kept)."""
+    if not out:
+        return out
+    best = max(c.r2 for _, c in out)
+    if not best >= NEAR_PERFECT:
+        return out
+    limit = FAR_RATIO * max(1.0 - best, R2_FLOOR)
+    far = [(1.0 - c.r2) > limit for _, c in out]
+    if not any(far) or all(far):
+        return out
+    top_ok = max(c.score for (_, c), f in zip(out, far) if not f)
+    low_far = min(c.score for (_, c), f in zip(out, far) if f)
+    lift = max(0.0, top_ok - low_far) + 0.01
+    return [(i, replace(c, score=c.score + lift) if f else c) for (i, c), f in zip(out, far)]
 
 
 # A function used on a sliver of its argument is just its Taylor polynomial there: cos(0.05 x)
