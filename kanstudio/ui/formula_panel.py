@@ -70,7 +70,7 @@ class FormulaPanel(Viewer):
                                               label="Predictions (.csv)", **dl)
         self.dl_study = pn.widgets.FileDownload(callback=self._study, filename="study.kanstudio",
                                                 label="Study file", **dl)
-        self.study_drop = pn.widgets.FileDropper(accepted_filetypes=[".kanstudio"], multiple=False,
+        self.study_drop = pn.widgets.FileDropper(accepted_filetypes=[], multiple=False,
                                                  layout="compact", height=76, sizing_mode="stretch_width",
                                                  margin=(4, 8, 10, 8))
         self.study_drop.param.watch(self._on_study_upload, "value")
