@@ -194,6 +194,8 @@ OPS: dict[str, dict] = {
     "auto_prune": {"node_th": _num, "edge_th": _opt(_num)},
     "auto_symbolic": {"r2_threshold": _num, "lib": _opt(_str_list)},
     "refine": {"grid": lambda v: _int(v) and v >= 1},
+    # a network from a discovery run (the study file keeps it; a replay script cannot rebuild it)
+    "open_attempt": {"index": _nonneg_int, "width": lambda v: isinstance(v, str), "label": lambda v: isinstance(v, str)},
 }
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .data import Dataset, load_csv
+from .discovery_run import DiscoveryRuns
 from .history import MAX_UNDO, Entry, History, Memento, State
 from .model import KAN, default_width
 from .network import parse_width
@@ -45,9 +46,11 @@ MAX_MESSAGES = 500
 
 # --------------------------------------------------------------------------- the Study
 
-class Study(TrainingRuns):
+class Study(TrainingRuns, DiscoveryRuns):
     """An editable KAN session over one dataset. See the module docstring for the contract.
-    Training methods come from :class:`~kanstudio.core.runs.TrainingRuns`."""
+    Training methods come from :class:`~kanstudio.core.runs.TrainingRuns`, the unattended search
+    (``start_discovery``, ``open_attempt``, ``set_units``) from
+    :class:`~kanstudio.core.discovery_run.DiscoveryRuns`."""
 
     def __init__(self, dataset: Dataset | None = None, settings: Settings | None = None, name: str = "study",
                  *, max_undo: int = MAX_UNDO):
@@ -64,6 +67,8 @@ class Study(TrainingRuns):
         self.messages: list[tuple[str, str]] = []
         self._history = History(max_undo)
         self._init_runs()
+        self._init_discovery()
+        self.units: dict[str, str] = {}  # column -> unit text; see set_units
         self._cur: tuple[int, State] | None = None  # (version, State) of the current state
         self._cache: dict[str, tuple[int, Any]] = {}
         self._suggest_cache: dict[tuple, list] = {}
@@ -263,8 +268,11 @@ class Study(TrainingRuns):
 
     # ================================================================ training: runs.TrainingRuns
     def close(self) -> None:
-        """Stop and join the training thread (the tab was closed). Safe to call twice."""
+        """Stop and join the training and discovery threads (the tab was closed). Safe to call
+        twice. A discovery ends after its current attempt (a few seconds at most here)."""
+        self.stop_discovery(wait=False)
         self.stop_training(wait=True)
+        self.stop_discovery(wait=True, timeout=60)
 
     def __enter__(self) -> "Study":
         return self

@@ -102,6 +102,7 @@ def _build(study) -> tuple[dict, dict[str, torch.Tensor]]:
                          "before": state_ref(e.before), "after": state_ref(e.after)} for e in h.entries],
         },
         "messages": [list(m) for m in study.messages[-100:]],
+        "units": dict(getattr(study, "units", {}) or {}),
         "datasets": datasets,
         "mementos": mementos,
     }
@@ -335,7 +336,8 @@ def study_from_bytes(data: bytes):
     doc = _parse_json(members[JSON_MEMBER])
     V = _V
     V.obj(doc, "study.json", ["format", "format_version", "kanstudio_version", "name", "settings", "base_settings",
-                              "base", "current", "history", "messages", "datasets", "mementos"])
+                              "base", "current", "history", "messages", "datasets", "mementos"],
+          optional=("units",))  # units: added with the discovery panel; older files lack it
     name = V.str(doc["name"], "name")
 
     def settings(d, where):
@@ -446,6 +448,13 @@ def study_from_bytes(data: bytes):
     study._apply_state(current)
     study._cur = (study.version, current)
     study.messages = messages
+    units = V.obj(doc.get("units", {}), "units")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in units.items()):
+        _fail("units must map column names to unit texts")
+    try:
+        study.set_units(units)
+    except ValueError as e:
+        _fail(f"units are invalid ({e})")
     return study
 
 

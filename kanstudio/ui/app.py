@@ -25,6 +25,7 @@ from panel.viewable import Viewer
 from . import theme
 from .controller import LIMITS, Controller
 from .data_panel import DataPanel
+from .discover_panel import DiscoverPanel
 from .formula_panel import FormulaPanel
 from .history_panel import HistoryPanel
 from .inspector import Inspector, NetworkActions
@@ -126,6 +127,7 @@ class App:
         self.inspector = Inspector(controller=ctl, network=self.network)
         self.actions = NetworkActions(controller=ctl)
         self.formula = FormulaPanel(controller=ctl)
+        self.discover = DiscoverPanel(controller=ctl)
         self.history = HistoryPanel(controller=ctl)
         self.messages = MessageArea(controller=ctl)
         self.template = self._layout()
@@ -156,6 +158,7 @@ class App:
             sidebar=[_card(self.data, "Data", sizing_mode="stretch_width"),
                      _card(self.train, "Training", sizing_mode="stretch_width")],
             main=[PagePatch(width=0, height=0, margin=0), self.messages,
+                  _card(self.discover, "Discover", sizing_mode="stretch_width"),
                   pn.Row(network, inspector, sizing_mode="stretch_width"), bottom],
         )
         return tpl

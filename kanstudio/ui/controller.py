@@ -121,6 +121,34 @@ class Pulled:
     settings: Any
 
 
+@dataclass(frozen=True)
+class DiscoveryState:
+    """A copy of a discovery run's progress for the views (taken on the event loop, cheap)."""
+
+    run: Any
+    status: str
+    lines: tuple
+    rows: tuple
+    pareto: tuple
+    found: tuple
+    elapsed: float
+    time_limit: float | None
+    best_index: int | None
+    error: str
+    units: Any
+
+    @classmethod
+    def of(cls, run) -> "DiscoveryState":
+        with run._lock:
+            rows = tuple(run.rows)
+            lines = tuple(run.lines)
+            status, best, error = run.status, run.best_index, run.error
+        from kanstudio.core.discovery_run import pareto_flags
+
+        return cls(run, status, lines, rows, tuple(pareto_flags(list(rows))), tuple(run.found), run.elapsed,
+                   run.config.time_limit, best, error, run.units)
+
+
 class Controller(param.Parameterized):
     """State the views watch (params) + the commands they send."""
 
@@ -143,6 +171,9 @@ class Controller(param.Parameterized):
     pareto = param.List(default=[])
     pareto_status = param.String(default="")
     study_version = param.Integer(default=0, doc="Bumped when a study file replaces the Study.")
+    discovery = param.Parameter(default=None, doc="DiscoveryState of the latest discovery run (or None).")
+    discovering = param.Boolean(default=False)
+    units = param.Dict(default={}, doc="study.units (column -> unit text).")
 
     def __init__(self, study, doc=None, **params):
         super().__init__(**params)
@@ -160,6 +191,8 @@ class Controller(param.Parameterized):
         self._X_sub_key = None
         self._last_error_time = 0.0
         self._pending_polls = 0
+        self._disc_key = None
+        self._disc_time = 0.0
 
     @property
     def dataset(self):
@@ -336,6 +369,10 @@ class Controller(param.Parameterized):
                     level, text = (m[0], m[1]) if isinstance(m, (tuple, list)) and len(m) >= 2 else ("info", m)
                     self.notify(str(level), str(text)[:1].upper() + str(text)[1:])
                 self._n_messages = n
+            self._poll_discovery(st)
+            units = getattr(st, "units", None) or {}
+            if units != self.units:
+                self.units = dict(units)
             if st.version != self.version and not self._pulling:
                 self._pulling = True  # set before submit: without a doc the result may come back at once
                 self.submit("study", self._pull, self._apply_pull, self._pull_failed)
@@ -344,6 +381,19 @@ class Controller(param.Parameterized):
                 self._refresh_formula()
         except Exception as e:  # noqa: BLE001
             self._throttled_error("refreshing", e)
+
+    def _poll_discovery(self, st) -> None:
+        """Lock-free: the run's lists only grow, and its version says when they did. While it
+        runs, the state is refreshed at least every half second (for the elapsed time)."""
+        run = getattr(st, "discovery", None)
+        key = None if run is None else (id(run), run.version)
+        now = time.monotonic()
+        running = run is not None and run.running
+        if key != self._disc_key or (running and now - self._disc_time > 0.5):
+            self._disc_key, self._disc_time = key, now
+            self.discovery = None if run is None else DiscoveryState.of(run)
+        if running != self.discovering:
+            self.discovering = running
 
     def _throttled_error(self, what: str, e: BaseException) -> None:
         now = time.monotonic()

@@ -100,6 +100,11 @@ class DataPanel(Viewer):
                                     sizing_mode="stretch_width", dynamic=True)
         ctl.param.watch(self._on_data, "data_version")
         ctl.param.watch(self._on_new_study, "study_version")
+        self._unit_inputs: dict[str, pn.widgets.TextInput] = {}
+        self.units_box = pn.FlexBox(sizing_mode="stretch_width", margin=(0, 4))
+        self.units_title = pn.pane.HTML(
+            "<div class='ks-section'>Units <span class='ks-muted'>(optional, e.g. m/s; used by Discover "
+            "when every column has one)</span></div>", margin=(6, 10, 0, 10), stylesheets=[theme.CSS])
 
         self._layout = pn.Column(
             self.example,
@@ -109,6 +114,7 @@ class DataPanel(Viewer):
             self.summary,
             self.preview_tabs,
             self.target, self.inputs, self.test_fraction, self.apply,
+            self.units_title, self.units_box,
             sizing_mode="stretch_width",
         )
 
@@ -209,13 +215,40 @@ class DataPanel(Viewer):
                f"{warn}</ul>" if warn else "") + "</div>")
         desc = ds.describe()
         self.describe.object = desc
+        self._build_unit_inputs(ds)
         if self._source is None:  # first load came from elsewhere (a study file)
             self.preview.object = ds.frame.head(_MAX_PREVIEW_ROWS).reset_index(drop=True)
+
+    # ------------------------------------------------------------------ units
+    def _build_unit_inputs(self, ds) -> None:
+        """One text field per input and the target; a column keeps its units across loads."""
+        cols = [*ds.inputs, ds.target]
+        if list(self._unit_inputs) == cols:
+            return
+        units = self.controller.units or {}
+        fields = {}
+        for c in cols:
+            w = self._unit_inputs.get(c) or pn.widgets.TextInput(
+                name=c, value=str(units.get(c, "")), placeholder="unknown", width=100, margin=(2, 6))
+            if c not in self._unit_inputs:
+                w.param.watch(self._on_unit_edit, "value")
+            fields[c] = w
+        self._unit_inputs = fields
+        self.units_box.objects = list(fields.values())
+
+    def _on_unit_edit(self, *_) -> None:
+        ctl = self.controller
+        st = ctl.study
+        units = dict(ctl.units or {})
+        for c, w in self._unit_inputs.items():
+            units[c] = (w.value or "").strip()
+        ctl.run("Units", lambda: st.set_units(units), edit=False)
 
     def _on_new_study(self, *_) -> None:
         """A study file replaced the Study: its dataset has no source file here."""
         self._source = self._source_name = None
         self._columns, self._kinds = [], {}
+        self._unit_inputs = {}  # rebuilt from the opened study's units
 
     def _on_target_edit(self, event) -> None:
         if self._loading_roles:
