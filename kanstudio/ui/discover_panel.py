@@ -201,6 +201,10 @@ class DiscoverPanel(Viewer):
             finally:
                 self._syncing = False
         self.table.visible = len(frame) > 0
+        # grow with the rows up to a scrolling height (an empty block under two rows looked broken)
+        height = min(260, 34 + 40 * len(frame))
+        if self.table.height != height:
+            self.table.height = height
 
     def __panel__(self):
         return self._layout
