@@ -193,7 +193,7 @@ def test_training_cap_refuses_second_session_with_a_message(open_page):
         H.wait_until(lambda: _events(a) >= n + 2, timeout=30, page=page_a, what="A to keep training")
         assert a.training and a.study.training
 
-        page_a.get_by_role("button", name=re.compile("Stop")).click()
+        page_a.get_by_role("button", name=re.compile(r"^\W*Stop$")).click()
         H.wait_until(lambda: not a.training and not a.study.training, timeout=30, page=page_a,
                      what="A to stop")
         page_a.get_by_text(re.compile(r"Stopped . step")).first.wait_for()
