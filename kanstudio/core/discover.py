@@ -461,6 +461,11 @@ def discover(X, y, names=None, target: str = "y", X_test=None, y_test=None,
             drain()
         else:
             first = dedupe(shape_tasks(view, base_shapes(n_cols)[:2]), seen)
+            # y > 0 everywhere: an additive law of log y (exp of a sum: Boltzmann factors,
+            # Gaussians, products of powers) costs one more cheap [n, 1]
+            logv = view.with_outer("exp", "log y is a sum")
+            if logv.valid_on(data.X) and logv.target_valid(data.X, data.y):
+                first += dedupe(shape_tasks(logv, [[n_cols, 1]], "y > 0"), seen)
             for v, _ in alternatives:
                 first += dedupe(shape_tasks(v, base_shapes(len(v.columns))[:2]), seen)
             rest = dedupe(shape_tasks(view, base_shapes(n_cols)[2:]), seen)
