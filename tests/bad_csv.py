@@ -46,6 +46,7 @@ CORPUS: dict[str, bytes] = {
     "comment_preamble": ("# lab notebook export\n# units: SI\n\nx,y\n" + _rows(6)).encode(),
     "crlf": ("x,y\r\n" + _rows(6).replace("\n", "\r\n")).encode(),
     "ragged_unquoted_thousands": ("x,y\n1,2\n2,3\n1,234.5,7\n4,5\n5,6\n").encode(),
+    "ragged_short": ("a,b,y\n" + _rows(8, lambda i: f"{i},{i % 3},{i * 2}") + "7,8\n9,9,9\n3\n").encode(),
     "utf16_tab": ("x\ty\n" + _rows(6, lambda i: f"{i}\t{i + 1}")).encode("utf-16"),
     "whitespace_aligned": ("  x     y\n" + _rows(6, lambda i: f"  {i}   {i * 2}.5")).encode(),
 }

@@ -113,6 +113,18 @@ def test_text_column_as_explicit_input_is_an_error(corpus):
         load_csv(corpus["text_column"], inputs=["x", "label"])
 
 
+def test_short_line_is_named(corpus):
+    ds, w = _load(corpus, "ragged_short")
+    assert "Line 10 has 2 value(s) but the header has 3 columns (1 more such line(s): 12)" in w
+    assert "Dropped 2 of 11 rows" in w and ds.n_rows == 9
+
+
+def test_explicit_empty_cells_and_trailing_header_comma_are_not_short_lines():
+    for text in ("a,b,y\n1,2,3\n4,5,\n6,7,8\n1,1,1\n2,2,2\n3,3,4\n",
+                 "a,b,y,\n1,2,3\n4,5,6\n6,7,8\n1,1,1\n2,2,2\n3,3,4\n"):
+        assert not any("value(s) but the header" in w for w in load_csv(text).warnings)
+
+
 def test_mixed_column_can_be_left_out(corpus):
     ds = load_csv(corpus["mixed_column"], inputs=["x"])
     assert ds.inputs == ("x",) and ds.n_rows == 9

@@ -183,11 +183,45 @@ def _parse_table(text: str, warnings: list[str]) -> tuple[list[str], pd.DataFram
                         "line; numbers like 1,234 must be quoted (\"1,234\") in a comma-separated "
                         "file.") from None
     lines = skip + (1 if headerless else 2) + np.arange(len(data))
+    _flag_short_lines(body, header, data, delim, headerless, lines, warnings)
     if headerless:
         header = [f"x{i}" for i in range(len(header))]
         warnings.append("The first line holds numbers, not column names; the columns were named "
                         f"{', '.join(header)}.")
     return header, data, lines, decimal_comma
+
+
+def _flag_short_lines(body: str, header: list[str], data: pd.DataFrame, delim: str,
+                      headerless: bool, lines: np.ndarray, warnings: list[str]) -> None:
+    """Name the first line with fewer values than the header: pandas fills such a line with
+    missing cells silently, and a truncated row then vanishes among 'rows with missing values'.
+    Only rows whose last cell is missing are re-read, so clean files cost nothing."""
+    width = len(header)
+    while width > 1 and not header[width - 1]:
+        width -= 1  # a trailing delimiter on the header line only: no column there
+    suspects = np.flatnonzero(data.iloc[:, width - 1].isna().to_numpy())
+    if not len(suspects):
+        return
+    raw = re.split(r"\r\n|\r|\n", body)
+    first = 0 if headerless else 1  # the header line
+    if len(raw) < first + len(data):
+        return  # quoted fields spanning lines: rows no longer map to lines; nothing to name
+    short = []
+    for i in suspects:
+        text = raw[first + i]
+        if not text.strip():
+            continue
+        n = len(text.split()) if delim == r"\s+" else len(next(csv.reader([text], delimiter=delim)))
+        if n < width:
+            short.append((int(lines[i]), n))
+    if short:
+        line, n = short[0]
+        more = (f" ({len(short) - 1} more such line(s): "
+                f"{', '.join(str(ln) for ln, _ in short[1:6])}{', ...' if len(short) > 6 else ''})"
+                if len(short) > 1 else "")
+        warnings.append(f"Line {line} has {n} value(s) but the header has {width} columns{more}; "
+                        "the cells it lacks count as missing, so that row is left out. Check that "
+                        "line: a row may have been cut short.")
 
 
 def _is_number(s: str) -> bool:
