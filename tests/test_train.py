@@ -45,6 +45,26 @@ def test_trainer_start_pause_resume_stop():
     assert len(progress) <= span * 50 + 2
 
 
+def test_stop_from_pause_runs_no_step_the_page_did_not_show():
+    """Events are throttled (here at most 2 per second), so steps done after the last event used
+    to appear only with the final 'stopped' event: a Stop from pause seemed to run on."""
+    X, y = _data(200)
+    net = KANNetwork([2, 2, 1])
+    events = []
+    tr = Trainer(net, X, y, X, y, TrainConfig(steps=100000, max_event_rate=2), on_event=events.append).start()
+    deadline = time.time() + 20
+    while not any(e.kind == "progress" for e in events) and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # several fast steps after that event, none shown yet
+    tr.pause()
+    time.sleep(0.5)
+    shown_while_paused = tr.last_event.step
+    assert tr.last_event.kind == "progress" and shown_while_paused > 1
+    tr.stop()
+    assert tr.result.status == "stopped"
+    assert events[-1].kind == "stopped" and events[-1].step == shown_while_paused == tr.result.steps
+
+
 @pytest.fixture(params=["fused", "autograd"])
 def objective_hook(request, monkeypatch):
     """``install(f)``: every evaluation of the training objective calls ``f(n)`` (n = 1, 2, ...)

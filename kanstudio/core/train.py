@@ -250,7 +250,13 @@ def train(
     last_mse, last_reg = math.nan, 0.0
     mse_is_current = False  # last_mse is the training mse of the model as it is now
     step = 0
+    shown = 0  # the step of the last progress event
     while step < config.steps:
+        if control.paused and step != shown:
+            # Progress events are throttled: without this one, the steps done since the last
+            # event would only show up after the pause (a Stop from pause seemed to run on).
+            emit("progress", step, math.sqrt(max(last_mse, 0.0)), last_reg)
+            shown = step
         control.wait_while_paused()
         if control.stop_requested:
             result.status = "stopped"
@@ -327,6 +333,7 @@ def train(
             result.steps = step
             if time.perf_counter() - last_emit >= 1.0 / config.max_event_rate or step == config.steps:
                 emit("progress", step, math.sqrt(max(last_mse, 0.0)), last_reg)
+                shown = step
     result.steps = step
     _release(opt)
     final_rmse = math.sqrt(max(last_mse, 0.0)) if mse_is_current else _current_rmse(net, X, y)
