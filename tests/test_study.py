@@ -287,11 +287,9 @@ def test_load_data_from_a_path_records_warnings_and_is_undoable(tmp_path):
 
 
 def test_width_setting_that_does_not_fit_the_data():
-    s = Study(DS, Settings(width="3,2,1"))  # 3 inputs but the data has 2: auto width, with a warning
-    assert s.model.net.dims[0] == 2
-    assert any("width" in t for lvl, t in s.messages if lvl == "warning")
-    with pytest.raises(ValueError, match="width"):
-        s.reset_model()  # explicit: an error, not a silent change
+    s = Study(DS, Settings(width="3,2,1"))  # 3 inputs but the data has 2: adapted, with a warning
+    assert s.model.net.dims == [2, 2, 1] and s.settings.width == "2,2,1"
+    assert any("the width is now 2,2,1" in t for lvl, t in s.messages if lvl == "warning")
 
 
 def test_update_settings_is_validated():
@@ -511,3 +509,40 @@ def test_waiting_while_holding_the_lock_is_refused_instead_of_deadlocking(traine
     finally:
         s.close()
     assert not s.training
+
+
+def test_the_loss_curve_follows_undo_redo_and_new_data(trained_state):
+    s = _study(trained_state)
+    assert s.loss_history == []  # nothing trained in this study yet
+    s.train(3)
+    first = s.loss_history
+    assert first[-1].kind == "done" and first[-1].step == 3
+    s.start_training(5)
+    second = s.wait_training(60).history
+    assert s.loss_history[-1].step == 5 and s.loss_history == second
+    s.prune_edge(0, 0, 0)
+    assert s.loss_history == second  # an edit keeps the curve of the training before it
+    s.undo()
+    s.undo()
+    assert s.loss_history == first  # back to the first training's model: its curve
+    s.redo()
+    assert s.loss_history == second
+    s.set_data(_data(seed=1))
+    assert s.loss_history == []  # a new dataset: no curve of the old one
+    s.undo()
+    assert s.loss_history == second
+
+
+def test_a_width_for_other_inputs_adapts_to_new_data_with_one_message():
+    s = Study(DS, Settings(width="2,3,1", grid=4, steps=2))
+    assert s.model.width_str == "2,3,1"
+    s.set_data(_data(extra=True))  # three inputs now
+    assert s.model.width_str == "3,3,1" and s.settings.width == "3,3,1"
+    notes = [t for _, t in s.messages if "width" in t]
+    assert notes == ["the width 2,3,1 is for 2 input(s) but the data has 3 (a, b, c): the width is now "
+                     "3,3,1 (its hidden layers kept)"]
+    s.reset_model()  # what Start does when the settings ask for another network: no error now
+    assert s.model.width_str == "3,3,1"
+    s.update_settings(width="5,1x")
+    s.reset_model()
+    assert s.model.width_str == "3,1x" and s.settings.width == "3,1x"

@@ -67,6 +67,9 @@ class Entry:
     before: State | None
     after: State | None
     info: dict = field(default_factory=dict)  # what the edit reported (JSON-able), for display
+    # a training's loss events (TrainEvent), so that undo and redo bring its loss curve back;
+    # not kept in the study file (a reopened study shows no curve until it trains again)
+    loss: tuple = ()
 
     @property
     def undoable(self) -> bool:

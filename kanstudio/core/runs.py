@@ -23,6 +23,8 @@ __all__ = ["TrainingRuns", "StudyBusy", "set_max_concurrent_trainings", "max_con
            "active_trainings", "MAX_LOSS_HISTORY", "TRAIN_OVERRIDES"]
 
 MAX_LOSS_HISTORY = 4000
+# edits after which an earlier training's loss curve no longer describes the model
+_NEW_NETWORK_OPS = ("set_data", "set_roles", "reset_model", "open_attempt")
 TRAIN_OVERRIDES = ("opt", "lr", "lamb", "lamb_l1", "lamb_entropy", "batch", "update_grid", "seed")
 
 
@@ -73,6 +75,7 @@ class TrainingRuns:
     It owns ``_run`` (the background run in progress, or None), ``_last_run``, ``_loss`` (the
     events of the latest run) and ``_last_event``, set up by :meth:`_init_runs`. From the Study it
     relies on: ``lock`` (an RLock the training thread holds for each step), ``settings``, ``model``,
+    ``_history`` (its applied entries carry each training's loss events),
     ``_require_model()``, ``_state()`` (the current State), ``_restore_quietly(state)``,
     ``_record(label, spec, before, info=, settings=)`` (push a history entry), ``_log(level, text)``
     and ``_bump()`` (a new version).
@@ -146,7 +149,7 @@ class TrainingRuns:
             self._finish_message(res.status, res.steps, res.message)
             if res.steps > 0:
                 self._record(self._train_label(cfg, res.steps, res.status), self._train_spec(cfg, res.steps),
-                             before, info={"status": res.status})
+                             before, info={"status": res.status}, loss=self._loss)
             else:
                 self._restore_quietly(before)
             return res
@@ -228,7 +231,7 @@ class TrainingRuns:
                 if self.model is not None:
                     self.model.train_result_ = run.result
                 self._record(self._train_label(run.config, steps, status), self._train_spec(run.config, steps),
-                             run.before, info={"status": status}, settings=run.settings)
+                             run.before, info={"status": status}, settings=run.settings, loss=self._loss)
             else:
                 self._restore_quietly(run.before)
         finally:
@@ -302,8 +305,19 @@ class TrainingRuns:
 
     @property
     def loss_history(self) -> list[TrainEvent]:
+        """The loss events of the training behind the current state: the run in progress, else
+        the latest training among the applied edits, unless data or a fresh network came after it
+        (then none). So undo, redo and loading data move the loss curve with the model."""
         with self.lock:
-            return list(self._loss)
+            if self._run is not None:
+                return list(self._loss)
+            for e in reversed(self._history.applied):
+                op = e.spec.get("op")
+                if op == "train":
+                    return list(e.loss)
+                if op in _NEW_NETWORK_OPS:
+                    return []
+            return []
 
     @property
     def last_event(self) -> TrainEvent | None:

@@ -33,7 +33,7 @@ from .data import Dataset, load_csv
 from .discovery_run import DiscoveryRuns
 from .history import MAX_UNDO, Entry, History, Memento, State
 from .model import KAN, default_width
-from .network import parse_width
+from .network import format_width, parse_width
 # Re-exported (__all__): other code and replay scripts import them from here.
 from .runs import StudyBusy, TrainingRuns, active_trainings, max_concurrent_trainings, set_max_concurrent_trainings
 from .settings import Settings, _check_lib, _is_int, _is_num
@@ -115,9 +115,10 @@ class Study(TrainingRuns, DiscoveryRuns):
         return self.model
 
     def _record(self, label: str, spec: dict, before: State, info: dict | None = None,
-                settings: dict | None = None) -> Entry:
+                settings: dict | None = None, loss: tuple = ()) -> Entry:
         self._bump()
-        entry = Entry(label, spec, settings or self.settings.to_dict(), before, self._state(), info or {})
+        entry = Entry(label, spec, settings or self.settings.to_dict(), before, self._state(), info or {},
+                      tuple(loss))
         self._history.push(entry)
         return entry
 
@@ -156,18 +157,21 @@ class Study(TrainingRuns, DiscoveryRuns):
         return f"{self._node_name(l, i)} → {self._node_name(l + 1, j)}"
 
     # ================================================================ data
-    def _fresh_model(self, dataset: Dataset, strict: bool) -> KAN:
+    def _fresh_model(self, dataset: Dataset) -> KAN:
+        """A new KAN from the settings for ``dataset``. A width written for another number of
+        inputs keeps its hidden layers and output and takes the data's input count; the
+        setting changes with it (so the Width field, Start and the study file agree), said once."""
         s = self.settings
         width = s.width
         if width is not None:
-            n_in = parse_width(width)[0][0]
-            if n_in != dataset.n_inputs:
-                msg = (f"the width setting {width!r} has {n_in} input(s) but the data has "
-                       f"{dataset.n_inputs} ({', '.join(dataset.inputs)})")
-                if strict:
-                    raise ValueError(msg + "; change the width (or set it to auto)")
-                self._log("warning", msg + "; using the automatic width instead")
-                width = None
+            layers = parse_width(width)
+            if layers[0] != (dataset.n_inputs, 0):
+                fitted = format_width([(dataset.n_inputs, 0), *layers[1:]])
+                self._log("warning", f"the width {width} is for {layers[0][0]} input(s) but the data has "
+                                     f"{dataset.n_inputs} ({', '.join(dataset.inputs)}): the width is now "
+                                     f"{fitted} (its hidden layers kept)")
+                width = fitted
+                self.settings = replace(s, width=fitted)
         if width is None:
             width = default_width(dataset.n_inputs)
         model = KAN(width=width if isinstance(width, list) else parse_width(width), grid=s.grid, k=s.k,
@@ -178,7 +182,7 @@ class Study(TrainingRuns, DiscoveryRuns):
         if keep_model and self.model is not None:
             self.model.set_data(dataset)
         else:
-            self.model = self._fresh_model(dataset, strict=False)
+            self.model = self._fresh_model(dataset)
         self.dataset = dataset
         for w in dataset.warnings:
             self._log("warning", w)
@@ -260,7 +264,7 @@ class Study(TrainingRuns, DiscoveryRuns):
             ds = self.dataset
 
             def do():
-                self.model = self._fresh_model(ds, strict=True)
+                self.model = self._fresh_model(ds)
 
             s = self.settings
             self._edit(do, lambda _: f"new model [{self.model.width_str}] grid {s.grid}, k {s.k}, seed {s.seed}",
