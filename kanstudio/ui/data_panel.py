@@ -14,6 +14,7 @@ from panel.viewable import Viewer
 
 from . import theme
 from .controller import LIMITS, Controller
+from .uploader import Uploader
 
 _LAWS = {
     "kan_paper.csv": "f = exp(sin(\u03c0x) + y\u00b2)",
@@ -69,18 +70,16 @@ class DataPanel(Viewer):
         self._source_name = None
         self._columns: list[str] = []
         self._kinds: dict[str, str] = {}
-        self._seen_uploads: set = set()
         self._loading_roles = False
 
         self.example = pn.widgets.Select(label="Example data", options=[_OWN, *self._examples], value=_OWN,
                                          sizing_mode="stretch_width")
         self.example.param.watch(self._on_example, "value")
         mb = int(LIMITS["max_upload_mb"])
-        self.dropper = pn.widgets.FileDropper(
-            accepted_filetypes=[".csv", ".tsv", ".txt", "text/csv", "text/plain"],
-            max_file_size=f"{mb}MB", chunk_size=4_000_000, multiple=False, layout="compact",
+        self.uploader = Uploader(
+            self._on_upload, accepted_filetypes=[".csv", ".tsv", ".txt", "text/csv", "text/plain"],
+            max_file_size=f"{mb}MB", chunk_size=4_000_000, layout="compact",
             sizing_mode="stretch_width", height=70, margin=(4, 10))
-        self.dropper.param.watch(self._on_upload, "value")
         self.target = pn.widgets.Select(label="Target", options=[], sizing_mode="stretch_width")
         self.inputs = pn.widgets.MultiChoice(label="Inputs", options=[], sizing_mode="stretch_width",
                                              solid=False)
@@ -110,7 +109,7 @@ class DataPanel(Viewer):
             self.example,
             pn.pane.HTML(f"<span class='ks-muted'>or upload a CSV (up to {mb} MB)</span>",
                          margin=(0, 10), stylesheets=[theme.CSS]),
-            self.dropper,
+            self.uploader,
             self.summary,
             self.preview_tabs,
             self.target, self.inputs, self.test_fraction, self.apply,
@@ -135,14 +134,12 @@ class DataPanel(Viewer):
         if path is not None:
             self._load(path, path.name)
 
-    def _on_upload(self, event) -> None:
-        value = event.new or {}
-        fresh = [(k, v) for k, v in value.items() if (k, len(v)) not in self._seen_uploads]
-        if not fresh:
-            return
-        name, content = fresh[-1]
-        self._seen_uploads.add((name, len(content)))
-        raw = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+    @property
+    def dropper(self) -> pn.widgets.FileDropper:
+        """The drop zone in the page now (a fresh one after each file)."""
+        return self.uploader.dropper
+
+    def _on_upload(self, name: str, raw: bytes) -> None:
         limit = int(LIMITS["max_upload_mb"]) * 2**20
         if len(raw) > limit:
             self.controller.notify("error", f"{name} is {len(raw) / 2**20:.0f} MB; this server accepts "

@@ -13,6 +13,7 @@ from panel.viewable import Viewer
 
 from . import theme
 from .controller import Controller, describe_error, fmt
+from .uploader import Uploader
 
 
 _COPY_JS = """
@@ -70,11 +71,8 @@ class FormulaPanel(Viewer):
                                               label="Predictions (.csv)", **dl)
         self.dl_study = pn.widgets.FileDownload(callback=self._study, filename="study.kanstudio",
                                                 label="Study file", **dl)
-        self.study_drop = pn.widgets.FileDropper(accepted_filetypes=[], multiple=False,
-                                                 layout="compact", height=76, sizing_mode="stretch_width",
-                                                 margin=(4, 8, 10, 8))
-        self.study_drop.param.watch(self._on_study_upload, "value")
-        self._seen = set()
+        self.study_uploader = Uploader(self._on_study_upload, accepted_filetypes=[], layout="compact", height=76,
+                                       sizing_mode="stretch_width", margin=(4, 8, 10, 8))
 
         self.pareto_btn = pn.widgets.Button(label="Compute Pareto front", color="default", width=190,
                                             margin=(4, 8))
@@ -99,7 +97,7 @@ class FormulaPanel(Viewer):
                        sizing_mode="stretch_width", margin=(0, 4)),
             pn.pane.HTML("<span class='ks-muted'>Open a study file (.kanstudio):</span>", margin=(4, 8, 0, 8),
                          stylesheets=[theme.CSS]),
-            self.study_drop,
+            self.study_uploader,
             pn.Row(self.pareto_btn, self.pareto_status),
             self.pareto_table,
             sizing_mode="stretch_width",
@@ -226,16 +224,15 @@ class FormulaPanel(Viewer):
             return io.BytesIO(b"")
 
     # ------------------------------------------------------------------ study upload
-    def _on_study_upload(self, event) -> None:
+    @property
+    def study_drop(self) -> pn.widgets.FileDropper:
+        """The study-file drop zone in the page now (a fresh one after each file)."""
+        return self.study_uploader.dropper
+
+    def _on_study_upload(self, name: str, raw: bytes) -> None:
         from kanstudio.core.study import Study
 
         ctl = self.controller
-        fresh = [(k, v) for k, v in (event.new or {}).items() if (k, len(v)) not in self._seen]
-        if not fresh:
-            return
-        name, content = fresh[-1]
-        self._seen.add((name, len(content)))
-        raw = content.encode("utf-8") if isinstance(content, str) else bytes(content)
 
         def done(new):
             ctl.replace_study(new)
