@@ -121,6 +121,8 @@ class App:
         self.controller = ctl = Controller(self.study, doc=doc)
         self.network = NetworkView()
         ctl.param.watch(lambda e: self.network.update(e.new), "snapshot")
+        # other data (a load, or undoing one): an edge picked on the old data means nothing now
+        ctl.param.watch(lambda e: self.network.select(None), "data_version")
         self.data = DataPanel(controller=ctl)
         self.train = TrainPanel(controller=ctl)
         self.loss = LossView(controller=ctl)
@@ -143,15 +145,21 @@ class App:
             "opacity and width: importance</span>", margin=(0, 10))
         actions_title = pn.pane.HTML("<div class='ks-section'>Whole network</div>", margin=(8, 10, 0, 10),
                                      stylesheets=[theme.CSS])
+        # Side by side where there is room, one under the other where there is not (a laptop
+        # with the sidebar open): a Row squeezed the network card to 16 px at 900 px.
         network = _card(pn.Column(self.network, legend, actions_title, self.actions, sizing_mode="stretch_width"),
-                        "Network", sizing_mode="stretch_width")
-        inspector = _card(self.inspector, "Inspector", width=460)
-        bottom = pn.Row(
+                        "Network", sizing_mode="stretch_width", min_width=340, styles={"flex": "1 1 380px"})
+        inspector = _card(self.inspector, "Inspector", sizing_mode="stretch_width", min_width=340,
+                          max_width=560, styles={"flex": "1 1 420px"})
+        middle = pn.FlexBox(network, inspector, flex_wrap="wrap", align_items="flex-start",
+                            sizing_mode="stretch_width")
+        bottom = pn.FlexBox(
             pn.Column(_card(self.loss, "Loss", sizing_mode="stretch_width"),
                       _card(self.history, "History", sizing_mode="stretch_width"),
-                      sizing_mode="stretch_width"),
-            _card(self.formula, "Formula", sizing_mode="stretch_width"),
-            sizing_mode="stretch_width")
+                      sizing_mode="stretch_width", min_width=340, styles={"flex": "1 1 380px"}),
+            _card(self.formula, "Formula", sizing_mode="stretch_width", min_width=340,
+                  styles={"flex": "1 1 420px"}),
+            flex_wrap="wrap", align_items="flex-start", sizing_mode="stretch_width")
         tpl = pn.template.BootstrapTemplate(
             title=TITLE, sidebar_width=370, header_background=theme.ACCENT, collapsed_sidebar=False,
             busy_indicator=None,
@@ -159,7 +167,7 @@ class App:
                      _card(self.train, "Training", sizing_mode="stretch_width")],
             main=[PagePatch(width=0, height=0, margin=0), self.messages,
                   _card(self.discover, "Discover", sizing_mode="stretch_width"),
-                  pn.Row(network, inspector, sizing_mode="stretch_width"), bottom],
+                  middle, bottom],
         )
         return tpl
 
@@ -264,8 +272,38 @@ def serve(port=5006, address="127.0.0.1", show=False, data=None, target=None, st
               file=sys.stderr, flush=True)
     configure(max_upload_mb, max_trainings, threads)
     host = "localhost" if str(address) in ("127.0.0.1", "localhost", "::1") else address
-    print(f"kanstudio: serving on http://{host}:{port}/  (Ctrl+C to stop)", file=sys.stderr, flush=True)
-    pn.serve(app_factory(data, target, study), **server_kwargs(port, address, show, max_upload_mb))
+    # Bokeh's own show() fails silently where no browser can be started (a server, ssh, a
+    # container): open it ourselves once the port listens, and say what happened either way.
+    server = pn.serve(app_factory(data, target, study), start=False,
+                      **server_kwargs(port, address, False, max_upload_mb))
+    url = f"http://{host}:{server.port}/"
+    print(f"kanstudio: serving on {url}  (Ctrl+C to stop)", file=sys.stderr, flush=True)
+    server.start()
+    if show:
+        import threading
+
+        threading.Thread(target=open_browser, args=(url,), name="kanstudio-show", daemon=True).start()
+    try:
+        server.io_loop.start()
+    except RuntimeError:
+        pass
+
+
+def open_browser(url: str) -> bool:
+    """Open ``url`` in the user's browser (``$BROWSER`` first, as :mod:`webbrowser` does); say
+    on stderr whether it worked, so a headless machine does not just sit there."""
+    import webbrowser
+
+    try:
+        ok = bool(webbrowser.open(url, new=2))
+    except Exception:  # noqa: BLE001 - webbrowser.Error, or a broken $BROWSER
+        ok = False
+    if ok:
+        print(f"kanstudio: opened {url} in your browser", file=sys.stderr, flush=True)
+    else:
+        print(f"kanstudio: --show could not start a web browser on this machine (none found, or "
+              f"$BROWSER failed); open {url} in a browser yourself", file=sys.stderr, flush=True)
+    return ok
 
 
 def main() -> None:  # python -m kanstudio.ui.app

@@ -343,9 +343,11 @@ class Controller(param.Parameterized):
 
     def _report_info(self, label: str, result: Any) -> None:
         if isinstance(result, dict):
-            bits = [f"{len(v)} {k}" for k, v in result.items() if isinstance(v, (list, tuple))]
-            if bits:
-                self.notify("success", f"{label}: " + ", ".join(bits) + ".")
+            lists = {k: v for k, v in result.items() if isinstance(v, (list, tuple))}
+            # An edit that changed nothing ("0 nodes, 0 edges") is no success: the study's own
+            # message already says that nothing was done, once.
+            if any(v for k, v in lists.items() if k != "skipped"):
+                self.notify("success", f"{label}: " + ", ".join(f"{len(v)} {k}" for k, v in lists.items()) + ".")
 
     # ------------------------------------------------------------------ polling
     def poll(self) -> None:

@@ -86,10 +86,11 @@ class Inspector(Viewer):
         self.figure = fig
         self.plot = pn.pane.Bokeh(fig, sizing_mode="stretch_width", height=250)
 
-        widths = {"function": 78, "a": 62, "b": 62, "c": 62, "d": 62, "R\u00b2": 66, "complexity": 40}
+        # Columns as wide as their numbers (the table scrolls sideways when the card is narrow):
+        # fixed widths cut values such as -1.234e+03 short.
         self.table = pn.widgets.Tabulator(candidates_frame([]), disabled=True, show_index=False, selectable=1,
-                                          height=200, sizing_mode="stretch_width", layout="fit_columns",
-                                          widths=widths, titles={"complexity": "cx"}, sortable=False,
+                                          height=200, sizing_mode="stretch_width", layout="fit_data_stretch",
+                                          titles={"complexity": "cx"}, sortable=False,
                                           theme="simple", stylesheets=[theme.TABLE_CSS], pagination=None)
         self.table.param.watch(self._on_candidate, "selection")
         self.table_note = pn.pane.HTML("Symbolic candidates c\u00b7f(a\u00b7x+b)+d, best first: select a row to "

@@ -159,7 +159,9 @@ class TrainPanel(Viewer):
         ev = ctl.events[-1] if ctl.events else None
         if ev is None:
             self.progress.value = 0
-            self.status.object = "Ready to train." if not tr else "Starting\u2026"
+            total = ctl.settings.steps if ctl.settings is not None else 0
+            self.status.object = ("Ready to train." if not tr else
+                                  f"<b style='color:{theme.INK}'>Starting</b> \u00b7 step 0/{total}")
             return
         total = max(int(ev.total or 0), 1)
         self.progress.value = int(1000 * min(ev.step, total) / total)
