@@ -4,7 +4,7 @@
 its numpy objective instead (slower, same results; see kanstudio/core/objective.py)."""
 from setuptools import Extension, setup
 
-SOURCES = [f"kanstudio/core/csrc/{name}.c" for name in ("module", "pool", "omp_team", "layer", "edge_sum", "loss", "block", "lbfgs")]
+SOURCES = [f"kanstudio/core/csrc/{name}.c" for name in ("module", "pool", "layer", "loss")]
 
-setup(ext_modules=[Extension("kanstudio.core._kernels", SOURCES, depends=[f"kanstudio/core/csrc/{name}.h" for name in ("kernels", "layer_loops", "edge_sum_loops", "vec_math", "span_basis")],
+setup(ext_modules=[Extension("kanstudio.core._kernels", SOURCES, depends=[f"kanstudio/core/csrc/{name}.h" for name in ("kernels", "layer_loops", "vec_math", "span_basis")],
                              extra_compile_args=["-O3"], optional=True)])

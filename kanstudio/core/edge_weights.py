@@ -1,6 +1,6 @@
 """A layer's edge weights stacked to match its features (the ``G + k`` basis functions, then
 silu), and the gradients of the parameters from the stacked weights' gradient: shared by the
-torch and the compiled edge sums (layer.py, compiled_edge_sum.py)."""
+layer's autograd edge sum (layer.py)."""
 from __future__ import annotations
 
 import torch

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .compiled_edge_sum import CompiledEdgeSum, edge_sum_ok
 from .edge_weights import edge_weight_grads, edge_weights
 from .spline import KnotTables, adaptive_grid, bspline_basis, extend_grid, features, lstsq_coef, uniform_grid
 
@@ -31,8 +30,8 @@ def _symbolic(name: str):
 class _EdgeSum(torch.autograd.Function):
     """A layer's spline+SiLU edges summed at the nodes, as one autograd node with a hand-written
     backward (a tiny network's step is dominated by per-op overhead, not arithmetic), from the
-    dense feature block: the path for CUDA and for builds without the compiled kernels, which
-    on the CPU replace it (compiled_edge_sum.py, same arguments, tested against it).
+    dense feature block. (Training on the CPU goes through objective.py instead; a compiled
+    edge sum here bought nothing there and was removed, see docs/kernels.md.)
 
     ``F (batch, n_in, M)`` features (basis, then silu; ``M = G+k+1``); weights ``coef (n_in, n_out,
     G+k)``, ``scale_sp``, ``scale_base`` ``(n_in, n_out)``; ``bias (n_out,)``; ``live`` (mask, or
@@ -280,11 +279,8 @@ class KANLayer(nn.Module):
         return self._edge_sum(x, live, unit_scale, stats=True)
 
     def _edge_sum(self, x: torch.Tensor, live: torch.Tensor | None, unit_scale: bool, stats: bool):
-        """A plain spline layer as one autograd node: the compiled loops on the CPU (no feature
-        block), the dense feature block and matmuls elsewhere (CUDA, no C compiler)."""
+        """A plain spline layer as one autograd node: the dense feature block and matmuls."""
         args = (self.coef, self.scale_sp, self.scale_base, self.bias, live, None if unit_scale else self.node_scale, stats)
-        if edge_sum_ok(x, self.knots, *args[:4]):
-            return CompiledEdgeSum.apply(x, self.tables(), *args)
         return _EdgeSum.apply(self.features(x), *args)
 
     # ----------------------------------------------------------------- grids

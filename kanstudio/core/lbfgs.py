@@ -8,11 +8,6 @@ import math
 import numpy as np
 import torch
 
-try:  # the compiled two-loop recursion (optional, see csrc/lbfgs.c)
-    from . import _kernels
-except ImportError:  # pragma: no cover - exercised where no C compiler was available
-    _kernels = None
-
 
 def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
     # torch.optim.lbfgs._cubic_interpolate, on Python floats.
@@ -104,11 +99,6 @@ def _two_loop(g: np.ndarray, S: np.ndarray, Y: np.ndarray, ro: list, H_diag: flo
     """``-H g`` from the first ``len(ro)`` curvature pairs (rows of ``S``, ``Y``, oldest first):
     torch's two-loop recursion, the same operations in the same order."""
     m = len(ro)
-    if _kernels is not None and g.dtype == np.float64:
-        d = np.empty_like(g)
-        _kernels.two_loop(m, g.size, g, S, Y, np.asarray(ro, dtype=np.float64), float(H_diag),
-                          np.empty(m), d)
-        return d
     al = [0.0] * m
     q = -g
     for i in range(m - 1, -1, -1):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import torch
 
 from .cellindex import _CellIndex
-from .compiled_block import _assemble_compiled, _block_threads, _compiled_ok, _grad_x_compiled, _kernels, _scratch
 
 __all__ = [
     "uniform_grid",
@@ -103,7 +102,6 @@ class KnotTables:
         self.row = (torch.arange(n, device=knots.device) * S)[:, None]  # (n_in, 1)
         self.cells = _CellIndex.build(knots, S)
         self.uniform = _UniformGrid.detect(knots, k)
-        self.derived: dict = {}  # what other modules build from these tables, once (compiled_edge_sum.py)
 
 
 class _UniformGrid:
@@ -147,7 +145,6 @@ class _UniformGrid:
         self.A = A.to(dt).contiguous()
         D = A[:, 1:] * torch.arange(1, R, dtype=A.dtype, device=A.device)  # d/df
         self.D = D.to(dt).contiguous()
-        self.AD64 = (A.cpu().contiguous().numpy(), D.cpu().contiguous().numpy())  # the compiled pass's (float64)
         return self
 
 
@@ -240,21 +237,10 @@ def _local_features(x: torch.Tensor, T: KnotTables, with_silu: bool, need_grad: 
     batch-major (row ``b * n_in + i``)."""
     b, n = x.shape
     k, R, N = T.k, T.k + 1, x.numel()
-    compiled = _compiled_ok(x)
-    # vals only feeds the block: on the CPU it is a reused per-thread buffer (fresh multi-MB
-    # temporaries are page-faulted in again on every call once glibc has trimmed them)
-    vals = _scratch("vals", (R + with_silu, N), x.dtype) if compiled else x.new_empty(R + with_silu, N)
+    vals = x.new_empty(R + with_silu, N)
     dvals = x.new_empty(R + with_silu, N) if need_grad else None
     U = T.uniform
-    if U is not None and compiled and k <= 7 and n <= 512:
-        c0 = torch.empty(N, dtype=torch.long)
-        rest = _scratch("rest", (N,), torch.long)
-        m = _kernels.uniform_local(N, n, k, U.G, x.element_size(), x.detach().reshape(N).numpy(), U.scale.numpy(),
-                                   U.shift.numpy(), *U.AD64, vals.numpy(), dvals.numpy() if need_grad else None,
-                                   c0.numpy(), rest.numpy(), _block_threads(N))
-        if m:
-            _table_rows(x.view(N), rest[:m], T, vals, dvals, c0)
-    elif U is not None:
+    if U is not None:
         t = torch.addcmul(U.shift, x, U.scale)  # (b, n): x in knot intervals from t_k
         lo, hi = torch.aminmax(t)
         rest = None
@@ -392,11 +378,7 @@ class _Features(torch.autograd.Function):
         x = x.contiguous()
         b, n = x.shape
         vals, dvals, c0 = _local_features(x, tables, with_silu, need_grad=True)
-        ctx.with_silu, ctx.compiled = with_silu, _compiled_ok(x)
-        if ctx.compiled:  # one pass each way, and the window starts are all the backward needs
-            F = _assemble_compiled(vals, c0, b, n, tables.n_basis + with_silu, tables.k)
-            ctx.save_for_backward(c0, dvals)
-            return F
+        ctx.with_silu = with_silu
         F, p = _assemble(vals, c0, b, n, tables.n_basis + with_silu, tables.k)
         ctx.save_for_backward(p, dvals)
         return F
@@ -404,8 +386,6 @@ class _Features(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         p, dL = ctx.saved_tensors
-        if ctx.compiled:
-            return _grad_x_compiled(grad, p, dL, ctx.with_silu), None, None
         return _grad_x(grad, p, dL, ctx.with_silu), None, None
 
 
@@ -416,8 +396,6 @@ def features(x: torch.Tensor, tables: KnotTables, with_silu: bool = True) -> tor
         return _Features.apply(x, tables, with_silu)
     x = x.contiguous()
     vals, _, c0 = _local_features(x, tables, with_silu, need_grad=False)
-    if _compiled_ok(x):
-        return _assemble_compiled(vals, c0, x.shape[0], x.shape[1], tables.n_basis + with_silu, tables.k)
     return _assemble(vals, c0, x.shape[0], x.shape[1], tables.n_basis + with_silu, tables.k)[0]
 
 

@@ -11,7 +11,7 @@
 
 #define MAXTHREADS 8
 
-/* layer.c and edge_sum.c build an AVX2 + FMA copy of their loops (chosen at run time) where
+/* layer.c builds an AVX2 + FMA copy of their loops (chosen at run time) where
  * GCC targets x86-64 */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define HAVE_AVX2_LOOPS 1
@@ -45,21 +45,13 @@ void run_jobs(void *(*fn)(void *), void *jobs, size_t size, int nt);
  * with more jobs than threads, a worker that starts late (its core busy with another
  * process's or library's threads) leaves its share to the others instead of holding them up. */
 void run_jobs_on(void *(*fn)(void *), void *jobs, size_t size, int njobs, int nt);
-/* The same on the OpenMP team of the runtime torch has loaded, or run_jobs_on (omp_team.c). */
-void run_jobs_team(void *(*fn)(void *), void *jobs, size_t size, int njobs, int nt);
 
 /* the module's functions, one file per concept */
 PyObject *layer_forward(PyObject *self, PyObject *args);  /* layer.c */
 PyObject *layer_backward(PyObject *self, PyObject *args); /* layer.c */
 PyObject *layer_isa(PyObject *self, PyObject *args);      /* layer.c */
 int loops_are_avx2(void);                                 /* layer.c: isa() chose avx2 */
-PyObject *edge_sum_forward(PyObject *self, PyObject *args);  /* edge_sum.c */
-PyObject *edge_sum_backward(PyObject *self, PyObject *args); /* edge_sum.c */
 PyObject *mse_grad(PyObject *self, PyObject *args);       /* loss.c */
 PyObject *l1_entropy(PyObject *self, PyObject *args);     /* loss.c */
-PyObject *assemble(PyObject *self, PyObject *args);       /* block.c */
-PyObject *block_grad(PyObject *self, PyObject *args);     /* block.c */
-PyObject *uniform_local(PyObject *self, PyObject *args);  /* block.c */
-PyObject *two_loop(PyObject *self, PyObject *args);       /* lbfgs.c */
 
 #endif

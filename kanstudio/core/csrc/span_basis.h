@@ -1,5 +1,5 @@
-/* The k + 1 nonzero B-splines at one x, shared by the loop headers (layer_loops.h,
- * edge_sum_loops.h) and included inside each of their copies: the includer has defined REAL,
+/* The k + 1 nonzero B-splines at one x, shared by the loop headers (layer_loops.h) and
+ * included inside each of their copies: the includer has defined REAL,
  * typedef'd v4 (4 REALs), defined INLINE and #defined span_basis to its copy's name.
  *
  * The basis comes as spline.py's per-span polynomial tables (KnotTables; the torch layers and

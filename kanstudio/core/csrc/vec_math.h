@@ -1,4 +1,4 @@
-/* Vector helpers shared by the loop headers (layer_loops.h, edge_sum_loops.h), included inside
+/* Vector helpers shared by the loop headers (layer_loops.h), included inside
  * each of their copies: the includer has typedef'd vec (VW REALs) and ivec (the same-size
  * integers), defined REAL and REAL_BITS (32 or 64), and #defined vexp, vabs and vsign to its
  * copy's names. */
