@@ -51,13 +51,19 @@ class HistoryPanel(Viewer):
         self.undo.on_click(lambda _: self.do_undo())
         self.redo.on_click(lambda _: self.do_redo())
         self.keys = KeyShortcuts(height=0, width=0, margin=0)
-        self.keys.param.watch(lambda _: self.do_undo(), "undo")
-        self.keys.param.watch(lambda _: self.do_redo(), "redo")
+        # Two quick presses can reach Python as one change (0 -> 2): each counted press is a step.
+        self.keys.param.watch(lambda e: self._repeat(self.do_undo, e), "undo")
+        self.keys.param.watch(lambda e: self._repeat(self.do_redo, e), "redo")
         self.list = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 8),
                                  styles={"font-size": "12.5px", "max-height": "220px", "overflow-y": "auto"})
         ctl.param.watch(self._update, ["history", "history_index", "can_undo", "can_redo", "training"])
         self._update()
         self._layout = pn.Column(pn.Row(self.undo, self.redo), self.list, self.keys, sizing_mode="stretch_width")
+
+    @staticmethod
+    def _repeat(step, event) -> None:
+        for _ in range(max(1, min(int(event.new) - int(event.old or 0), 50))):
+            step()
 
     def do_undo(self) -> None:
         ctl = self.controller
