@@ -123,6 +123,31 @@ def test_discover_with_units_finds_consistent_laws(names, target, units, f, rang
     assert d.units is not None and d.units.target == target
 
 
+def test_tidying_that_breaks_the_units_is_not_kept(monkeypatch):
+    # Tidying rounds each constant on its own; after the map back to the original variables,
+    # (v/c)**0.318 is v**0.318*c**-0.318, and rounding one exponent (to 1/pi, as a run under load
+    # did) leaves the units behind. Such a tidied formula must give way to the untidied one.
+    import kanstudio.core.constants as constants
+
+    real = constants.tidy
+    calls = []
+
+    def unit_breaking_tidy(expr, syms, *a, **k):
+        out = real(expr, syms, *a, **k)
+        v = next((s for s in syms if s.name == "v"), None)
+        calls.append(v is not None)
+        return out * v ** sympy.Rational(1, 7) if v is not None else out
+
+    monkeypatch.setattr(constants, "tidy", unit_breaking_tidy)
+    X, y = _law(lambda X: X[:, 0] * X[:, 2] ** 2 * (1 + (X[:, 1] / X[:, 2]) ** 2), [(1, 5), (1, 5), (6, 10)])
+    d = discover(X, y, ["m", "v", "c"], "E", config=DiscoverConfig(time_limit=30), units="m=kg,v=m/s,c=m/s,E=J")
+    assert any(calls)  # the map back did tidy, and each result was checked
+    for a in d.attempts:
+        if a.formula is not None:
+            check_dimensions(a.formula.expr, {"m": "kg", "v": "m/s", "c": "m/s"}, parse_unit("J"))
+    assert d.formula.r2_test > 1 - 1e-6
+
+
 def test_units_without_groups_give_the_monomial():
     X, y = _law(lambda X: 0.5 * X[:, 0] * X[:, 1] ** 2, [(1, 5), (1, 5)])
     d = discover(X, y, ["m", "v"], "E", config=DiscoverConfig(time_limit=30), units="m=kg,v=m/s,E=J")

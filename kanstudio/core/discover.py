@@ -124,6 +124,34 @@ class SearchData:
     yv: np.ndarray
     names: tuple[str, ...]
     target: str
+    # with units: each name's and the target's Dimension, so that tidying (which rounds each
+    # exponent on its own) can be held to formulas that still have the target's units
+    dims: dict | None = None
+
+
+def _units_kept(expr, data: SearchData) -> bool:
+    if data.dims is None:
+        return True
+    from .units import DimensionError, check_dimensions
+
+    try:
+        check_dimensions(expr, {n: data.dims[n] for n in data.names}, data.dims[data.target])
+        return True
+    except DimensionError:
+        return False
+
+
+def _tidy_within_units(expr, syms, data: SearchData):
+    """Constants tidied where the held-out error allows and, with units, only where the formula
+    keeps the target's units: (v/c)**0.318 maps back to v**0.318*c**-0.318, and rounding each
+    exponent on its own could give v**(1/pi)*c**(-0.318)."""
+    from .constants import tidy
+
+    try:
+        out = tidy(expr, syms, data.Xv, data.yv, data.X, data.y)
+    except Exception:  # tidying is an improvement, never a reason to lose the formula
+        return expr
+    return out if _units_kept(out, data) else expr
 
 
 def _split(X, y, fraction: float, seed: int):
@@ -251,7 +279,6 @@ def fit_1d_attempt(X, y, Xv, yv, names, target, cfg: DiscoverConfig) -> Attempt:
 def _in_original_variables(a: Attempt, view: View, data: SearchData, cfg: DiscoverConfig) -> Attempt:
     """The attempt's formula (found on ``view``'s columns) as a formula of the original
     variables, with its constants tidied and its error judged there."""
-    from .constants import tidy
 
     f = a.formula
     expr = view.map_back(f.expr, f.symbols)
@@ -260,10 +287,7 @@ def _in_original_variables(a: Attempt, view: View, data: SearchData, cfg: Discov
     expr = expr.xreplace({sympy.Symbol(s.name): s for s in syms})
     exact = is_exact(expr)
     if exact and sympy.count_ops(expr) <= 200:
-        try:
-            expr = tidy(expr, syms, data.Xv, data.yv, data.X, data.y)
-        except Exception:  # tidying is an improvement, never a reason to lose the formula
-            pass
+        expr = _tidy_within_units(expr, syms, data)
     pv = evaluate(expr, syms, data.Xv)
     r2, rmse = r2_rmse(data.yv, pv)
     nr2, nrmse = r2_rmse(data.yv, a.predict(data.Xv))
@@ -357,7 +381,6 @@ def _units_views(names, target, units, X, y) -> list[tuple[View, object]]:
 
 def _constant_attempt(view: View, data: SearchData) -> Attempt:
     """``y = factor * C``: the units leave no dimensionless group, so only C is unknown."""
-    from .constants import tidy
 
     t0 = time.perf_counter()
     f = view.factor_values(data.X)
@@ -365,10 +388,7 @@ def _constant_attempt(view: View, data: SearchData) -> Attempt:
     ref = np.concatenate([data.X, data.Xv])
     syms = make_symbols(list(data.names), ref)
     expr = (view.factor * sympy.Float(c)).xreplace({sympy.Symbol(s.name): s for s in syms})
-    try:
-        expr = tidy(expr, syms, data.Xv, data.yv, data.X, data.y)
-    except Exception:  # rounding is an improvement, never a reason to lose the formula
-        pass
+    expr = _tidy_within_units(expr, syms, data)
     r2, rmse = r2_rmse(data.yv, evaluate(expr, syms, data.Xv))
     cx = complexity(expr)
     g = FormulaResult(expr, list(data.names), data.target, cx, r2, rmse, r2, rmse, True, syms, 0)
@@ -411,6 +431,7 @@ def discover(X, y, names=None, target: str = "y", X_test=None, y_test=None,
     view, reduction, alternatives = View.identity(names), None, []
     if units is not None:
         (view, reduction), *alternatives = _units_views(names, target, units, X, y)
+        data = SearchData(Xf, yf, Xv, yv, tuple(names), target, dict(reduction.dims))
         say(f"units: {reduction.describe()}")
         for v, r in alternatives:
             say(f"units, also: {r.describe()}")
