@@ -114,3 +114,16 @@ def test_a_real_offset_is_kept():
     got, (x,) = _recover(lambda X: 2 * X[:, 0] + 0.3, lambda s: sympy.Float(2.0003) * s[0] + sympy.Float(0.2998),
                          [(0, 1)], 0.0)
     assert sympy.simplify(got - (2 * x + sympy.Rational(3, 10))) == 0
+
+
+def test_tidy_starts_nothing_past_its_deadline():
+    import time
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(1, 3, (400, 1))
+    y = 2 * X[:, 0] ** 2 + 1
+    (x,) = syms = [sympy.Symbol("x", positive=True)]
+    start = sympy.Float(2.0004) * x ** sympy.Float(2.0001) + sympy.Float(0.9997)
+    assert tidy(start, syms, X, y, X, y, deadline=time.perf_counter()) == start  # out of time: as given
+    far = tidy(start, syms, X, y, X, y, deadline=time.perf_counter() + 600)
+    assert far == tidy(start, syms, X, y, X, y) and sympy.simplify(far - (2 * x**2 + 1)) == 0

@@ -71,3 +71,29 @@ def test_a_positive_target_tries_log_y_as_a_sum_among_the_cheap_shapes():
     # a target that is not positive everywhere gets no log view
     d2 = discover(X, y - 2.0, ["x", "y"], "f", config=DiscoverConfig(seed=0, structure=False, time_limit=5))
     assert all(a.view is None or a.view.outer != "exp" for a in d2.attempts)
+
+
+def test_the_time_limit_holds_however_slow_tidying_is(monkeypatch):
+    # Rounding constants of a large formula took up to 56 s past a 60 s limit (refits of
+    # dozens of floats); the limit is the user's, so tidying stops there too.
+    import time
+
+    from kanstudio.core import constants
+
+    real_refit, real_err = constants.refit_floats, constants._Judge.err
+
+    def slow_refit(*a, **k):
+        time.sleep(0.4)
+        return real_refit(*a, **k)
+
+    def slow_err(self, expr):
+        time.sleep(0.2)
+        return real_err(self, expr)
+
+    monkeypatch.setattr(constants, "refit_floats", slow_refit)
+    monkeypatch.setattr(constants._Judge, "err", slow_err)
+    X, y = _law(300)
+    t0 = time.perf_counter()
+    d = discover(X, y, ["pr", "V"], "E", config=DiscoverConfig(seed=0, time_limit=4, good_enough_r2=2.0))
+    assert time.perf_counter() - t0 < 4 + 2.5  # the step under way at 4 s ends (0.4 s here)
+    assert d.formula is not None

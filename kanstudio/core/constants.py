@@ -1,7 +1,9 @@
 """Simplification and exact constants, each accepted only if held-out error stays within tolerance.
 
-Work is bounded by counts (expression size, number of constants, solver evaluations), never by
-the clock, so the same model always gives the same formula, however busy the machine.
+Work is bounded by counts (expression size, number of constants, solver evaluations), not by
+the clock, so the same model always gives the same formula, however busy the machine. The one
+exception is a ``deadline`` (the search's time limit): past it no further trial starts, so a
+tidy that would outlast the user's budget ends with what it has by then.
 
 A change to the formula (simplify, refit the floats, replace a float by 0, an integer, a simple
 fraction or a rational multiple of pi) is kept when the held-out RMSE stays within
@@ -17,6 +19,7 @@ small says nothing about the law, and ``pi`` must win.
 from __future__ import annotations
 
 import math
+import time
 from fractions import Fraction
 
 import numpy as np
@@ -129,7 +132,10 @@ def refit_floats(expr, symbols, X, y, max_nfev: int = 200):
 
     def resid(p):
         with np.errstate(all="ignore"):
-            r = np.broadcast_to(np.asarray(f(*cols, *p), dtype=np.float64), y.shape) - y
+            v = np.asarray(f(*cols, *p))
+            if np.iscomplexobj(v):  # sqrt or log of a negative value: no real prediction there
+                v = np.where(np.abs(v.imag) <= 1e-12 * (1 + np.abs(v.real)), v.real, np.nan)
+            r = np.broadcast_to(v.astype(np.float64), y.shape) - y
         return np.where(np.isfinite(r), r, 1e6)
 
     x0 = np.array([float(v) for v in floats])
@@ -148,7 +154,11 @@ def refit_floats(expr, symbols, X, y, max_nfev: int = 200):
 DROP_MAX_FLOATS = 10
 
 
-def drop_constants(expr, judge: _Judge, fit, max_floats: int = 40):
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.perf_counter() > deadline
+
+
+def drop_constants(expr, judge: _Judge, fit, max_floats: int = 40, deadline: float | None = None):
     """Try 0 for each float, smallest first, the others refitted. On noisy data an offset comes
     out 0.01-0.03 instead of 0, and rounding the large constants first lets the offsets
     compensate a wrong rounding (5/3 (x - 1/(12 pi))**2 + 1/(4 pi) for pi**2/6 x**2): a parameter
@@ -156,7 +166,7 @@ def drop_constants(expr, judge: _Judge, fit, max_floats: int = 40):
     cur, tried = expr, set()
     for _ in range(max_floats):
         todo = [f for f in sorted(_floats(cur), key=lambda f: (abs(float(f)), float(f), str(f))) if f not in tried]
-        if not todo:
+        if not todo or _past(deadline):
             break
         f = todo[0]
         tried.add(f)
@@ -168,21 +178,23 @@ def drop_constants(expr, judge: _Judge, fit, max_floats: int = 40):
     return cur
 
 
-def round_constants(expr, judge: _Judge, fit=None, max_floats: int = 40):
+def round_constants(expr, judge: _Judge, fit=None, max_floats: int = 40, deadline: float | None = None):
     """Replace floats by nice numbers one at a time. With ``fit = (symbols, X, y)`` the other
     floats are refitted after each replacement before judging it, so constants that compensated
     each other (1.005 (E - 0.012)(q - 0.02) + 0.05 on noisy data) can all become exact."""
     few = len(_floats(expr)) <= DROP_MAX_FLOATS
-    cur = drop_constants(expr, judge, fit, max_floats) if fit is not None and few else expr
+    cur = drop_constants(expr, judge, fit, max_floats, deadline) if fit is not None and few else expr
     tried = set()
     for _ in range(max_floats):
         # Walk the *current* floats: a refit replaces the others with new values.
         todo = [f for f in _floats(cur) if f not in tried]
-        if not todo:
+        if not todo or _past(deadline):
             break
         f = todo[0]
         tried.add(f)
         for cand in nice_values(float(f)):
+            if _past(deadline):
+                break
             trial = cur.xreplace({f: cand})
             ok, _ = judge.accept(trial)
             if not ok and fit is not None and trial.atoms(sympy.Float):
@@ -262,8 +274,9 @@ def simplify_expr(expr, max_ops: int = 40):
 
 
 def tidy(expr, symbols, X_val, y_val, X_fit, y_fit, *, simplify: bool = True, exact_constants: bool = True,
-         rel_tol: float = 0.02):
-    """Refit -> round -> simplify, twice, each step kept only when the judge accepts it."""
+         rel_tol: float = 0.02, deadline: float | None = None):
+    """Refit -> round -> simplify, twice, each step kept only when the judge accepts it; past
+    ``deadline`` (a ``time.perf_counter()`` value) no further step starts."""
     base = _Judge(symbols, X_val, y_val, 0.0, rel_tol)
     judge = _Judge(symbols, X_val, y_val, base.err(expr), rel_tol)
     cur = expr
@@ -273,15 +286,15 @@ def tidy(expr, symbols, X_val, y_val, X_fit, y_fit, *, simplify: bool = True, ex
 
     for _ in range(3):
         prev = cur
-        if exact_constants:
+        if exact_constants and not _past(deadline):
             trial = refit_floats(cur, symbols, X_fit, y_fit)
             if trial is not cur and judge.err(trial) <= judge.err(cur):
                 cur = trial
             cur = keep(canonical(cur, symbols))
-            cur = round_constants(cur, judge, (symbols, X_fit, y_fit))
-        if simplify:
+            cur = round_constants(cur, judge, (symbols, X_fit, y_fit), deadline=deadline)
+        if simplify and not _past(deadline):
             cur = keep(simplify_expr(cur))
             cur = keep(canonical(cur, symbols))
-        if cur == prev:
+        if cur == prev or _past(deadline):
             break
     return cur

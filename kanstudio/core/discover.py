@@ -141,14 +141,14 @@ def _units_kept(expr, data: SearchData) -> bool:
         return False
 
 
-def _tidy_within_units(expr, syms, data: SearchData):
+def _tidy_within_units(expr, syms, data: SearchData, deadline: float | None = None):
     """Constants tidied where the held-out error allows and, with units, only where the formula
     keeps the target's units: (v/c)**0.318 maps back to v**0.318*c**-0.318, and rounding each
     exponent on its own could give v**(1/pi)*c**(-0.318)."""
     from .constants import tidy
 
     try:
-        out = tidy(expr, syms, data.Xv, data.yv, data.X, data.y)
+        out = tidy(expr, syms, data.Xv, data.yv, data.X, data.y, deadline=deadline)
     except Exception:  # tidying is an improvement, never a reason to lose the formula
         return expr
     return out if _units_kept(out, data) else expr
@@ -246,7 +246,7 @@ def fit_shape(width, X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline:
         # often fit now; snap them to their best candidate and let the validation error judge.
         model.auto_symbolic(r2_threshold=-math.inf, lib=lib)
         model.fit(steps=cfg.refit_steps, update_grid=False, time_limit=left())
-    f = build_formula(model, Xv, yv)
+    f = build_formula(model, Xv, yv, deadline=deadline)
     scale = float(np.std(yv)) or 1.0
     # Opaque spline terms are not a formula yet: charge them like a large expression.
     cx = f.complexity + (0 if f.exact else 50)
@@ -276,7 +276,8 @@ def fit_1d_attempt(X, y, Xv, yv, names, target, cfg: DiscoverConfig) -> Attempt:
     return best
 
 
-def _in_original_variables(a: Attempt, view: View, data: SearchData, cfg: DiscoverConfig) -> Attempt:
+def _in_original_variables(a: Attempt, view: View, data: SearchData, cfg: DiscoverConfig,
+                           deadline: float | None = None) -> Attempt:
     """The attempt's formula (found on ``view``'s columns) as a formula of the original
     variables, with its constants tidied and its error judged there."""
 
@@ -287,7 +288,7 @@ def _in_original_variables(a: Attempt, view: View, data: SearchData, cfg: Discov
     expr = expr.xreplace({sympy.Symbol(s.name): s for s in syms})
     exact = is_exact(expr)
     if exact and sympy.count_ops(expr) <= 200:
-        expr = _tidy_within_units(expr, syms, data)
+        expr = _tidy_within_units(expr, syms, data, deadline)
     pv = evaluate(expr, syms, data.Xv)
     r2, rmse = r2_rmse(data.yv, pv)
     nr2, nrmse = r2_rmse(data.yv, a.predict(data.Xv))
@@ -314,7 +315,7 @@ def run_task(task: Task, data: SearchData, cfg: DiscoverConfig, deadline: float 
                       masks=task.masks, seed_offset=task.seed_offset)
     a.label, a.view = task.label, v
     if not v.is_identity:
-        a = _in_original_variables(a, v, data, cfg)
+        a = _in_original_variables(a, v, data, cfg, deadline)
     a.seconds = time.perf_counter() - t0
     return a
 
@@ -493,7 +494,10 @@ def discover(X, y, names=None, target: str = "y", X_test=None, y_test=None,
             say(f"trying {', '.join(t.label for t in first)} ...")
             runner.submit(first)
             done = False if runner.parallel else drain()
-            if not done and config.structure and n_cols >= 2 and not (stop and stop()):
+            out_of_time = deadline is not None and time.perf_counter() > deadline
+            if not done and config.structure and n_cols >= 2 and out_of_time:
+                say("time limit reached before the structure tests; not run")
+            elif not done and config.structure and n_cols >= 2 and not (stop and stop()):
                 structured = _structure_tasks(view, data, config, say, found)
                 runner.submit(dedupe(structured, seen))
                 done = False if runner.parallel else drain()

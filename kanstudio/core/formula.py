@@ -171,12 +171,13 @@ class FormulaResult:
 
 
 def build_formula(model, X_test=None, y_test=None, *, simplify: bool = True,
-                  exact_constants: bool = True) -> FormulaResult:
+                  exact_constants: bool = True, deadline: float | None = None) -> FormulaResult:
     """The model's formula, simplified and with exact constants where the held-out error allows.
 
     ``X_test, y_test`` default to the model's test split (or its training data when there is
     none). Simplification and rounding are accepted only when they keep the held-out error
-    within tolerance (see :mod:`kanstudio.core.constants`).
+    within tolerance (see :mod:`kanstudio.core.constants`); past ``deadline`` (a
+    ``time.perf_counter()`` value) they stop where they are.
     """
     from .constants import tidy
 
@@ -199,7 +200,8 @@ def build_formula(model, X_test=None, y_test=None, *, simplify: bool = True,
     if (simplify or exact_constants) and X_test is not None and len(X_test) and is_exact(expr):
         Xfit = Xtr if Xtr is not None else X_test
         yfit = model.y_train_.cpu().numpy()[:, 0] if Xtr is not None else y_test
-        expr = tidy(expr, symbols, X_test, y_test, Xfit, yfit, simplify=simplify, exact_constants=exact_constants)
+        expr = tidy(expr, symbols, X_test, y_test, Xfit, yfit, simplify=simplify, exact_constants=exact_constants,
+                    deadline=deadline)
     r2, rmse = (math.nan, math.nan)
     if X_test is not None and len(X_test):
         r2, rmse = r2_rmse(y_test, evaluate(expr, symbols, X_test))
