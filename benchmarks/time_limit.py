@@ -28,7 +28,6 @@ from benchmarks.laws.suite import load_suite, sample, select  # noqa: E402
 def _instrument(deadline_box: list, over: dict, stack: list):
     import kanstudio.core.constants as constants
     import kanstudio.core.discover as discover
-    import kanstudio.core.formula as formula
     import kanstudio.core.structure as structure
     from kanstudio.core.model import KAN
 
@@ -60,7 +59,9 @@ def _instrument(deadline_box: list, over: dict, stack: list):
         wrap(KAN, name, name)
     wrap(discover, "build_formula", "build_formula")
     wrap(constants, "tidy", "tidy")
-    wrap(formula, "tidy", "tidy") if hasattr(formula, "tidy") else None
+    wrap(constants, "refit_floats", "tidy: refit")
+    wrap(constants, "simplify_expr", "tidy: simplify")
+    wrap(constants._Judge, "err", "tidy: judge")
     wrap(discover, "_structure_tasks", "structure")
     wrap(discover, "fit_1d_attempt", "search_1d")
     wrap(discover, "_in_original_variables", "map_back")

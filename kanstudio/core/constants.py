@@ -117,8 +117,13 @@ class _Judge:
         return e <= self.bound, e
 
 
-def refit_floats(expr, symbols, X, y, max_nfev: int = 200):
-    """Least-squares refit of every float constant of ``expr`` on ``(X, y)``."""
+class _OutOfTime(Exception):
+    pass
+
+
+def refit_floats(expr, symbols, X, y, max_nfev: int = 200, deadline: float | None = None):
+    """Least-squares refit of every float constant of ``expr`` on ``(X, y)``; ``expr`` as given
+    when ``deadline`` passes during the refit (dozens of floats: seconds)."""
     floats = _floats(expr)
     if not floats or len(floats) >= len(y):
         return expr
@@ -131,6 +136,8 @@ def refit_floats(expr, symbols, X, y, max_nfev: int = 200):
     y = np.ascontiguousarray(y)
 
     def resid(p):
+        if deadline is not None and time.perf_counter() > deadline:
+            raise _OutOfTime
         with np.errstate(all="ignore"):
             v = np.asarray(f(*cols, *p))
             if np.iscomplexobj(v):  # sqrt or log of a negative value: no real prediction there
@@ -172,7 +179,7 @@ def drop_constants(expr, judge: _Judge, fit, max_floats: int = 40, deadline: flo
         tried.add(f)
         trial = cur.xreplace({f: sympy.Integer(0)})
         if trial.atoms(sympy.Float):
-            trial = refit_floats(trial, *fit)
+            trial = refit_floats(trial, *fit, deadline=deadline)
         if judge.accept(trial)[0]:
             cur = trial
     return cur
@@ -198,7 +205,7 @@ def round_constants(expr, judge: _Judge, fit=None, max_floats: int = 40, deadlin
             trial = cur.xreplace({f: cand})
             ok, _ = judge.accept(trial)
             if not ok and fit is not None and trial.atoms(sympy.Float):
-                trial = refit_floats(trial, *fit)
+                trial = refit_floats(trial, *fit, deadline=deadline)
                 ok, _ = judge.accept(trial)
             if ok:
                 cur = trial
@@ -287,7 +294,7 @@ def tidy(expr, symbols, X_val, y_val, X_fit, y_fit, *, simplify: bool = True, ex
     for _ in range(3):
         prev = cur
         if exact_constants and not _past(deadline):
-            trial = refit_floats(cur, symbols, X_fit, y_fit)
+            trial = refit_floats(cur, symbols, X_fit, y_fit, deadline=deadline)
             if trial is not cur and judge.err(trial) <= judge.err(cur):
                 cur = trial
             cur = keep(canonical(cur, symbols))

@@ -256,7 +256,7 @@ def fit_shape(width, X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline:
     return Attempt(format_width(w), f, f.rmse_test, crit, time.perf_counter() - t0, model)
 
 
-def fit_1d_attempt(X, y, Xv, yv, names, target, cfg: DiscoverConfig) -> Attempt:
+def fit_1d_attempt(X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline: float | None = None) -> Attempt:
     """The direct 1-D search (:mod:`.search_1d`) as an attempt, judged like a network's."""
     from .search_1d import fit_1d
 
@@ -264,7 +264,7 @@ def fit_1d_attempt(X, y, Xv, yv, names, target, cfg: DiscoverConfig) -> Attempt:
     lib = list(cfg.lib) if cfg.lib else None
     scale = float(np.std(yv)) or 1.0
     best = None
-    for model, f in fit_1d(X, y, Xv, yv, names, target, cfg, lib):
+    for model, f in fit_1d(X, y, Xv, yv, names, target, cfg, lib, deadline):
         crit = _criterion(f.rmse_test, f.complexity + (0 if f.exact else 50), len(yv), scale)
         if not np.isfinite(f.evaluate(X)).all():
             crit = math.inf
@@ -309,7 +309,7 @@ def run_task(task: Task, data: SearchData, cfg: DiscoverConfig, deadline: float 
     if not (np.isfinite(Xs).all() and np.isfinite(ys).all() and np.isfinite(Xvs).all() and np.isfinite(yvs).all()):
         raise ValueError(f"the view {v.describe()} is undefined on part of the data")
     if tuple(task.width) == ONE_D:
-        a = fit_1d_attempt(Xs, ys, Xvs, yvs, v.names, data.target, cfg)
+        a = fit_1d_attempt(Xs, ys, Xvs, yvs, v.names, data.target, cfg, deadline)
     else:
         a = fit_shape([tuple(w) for w in task.width], Xs, ys, Xvs, yvs, v.names, data.target, cfg, deadline,
                       masks=task.masks, seed_offset=task.seed_offset)

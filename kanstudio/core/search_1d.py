@@ -97,18 +97,24 @@ def compile_model(inner: str, inner_a: float, cand, X, y, names, target, seed: i
     return m
 
 
-def fit_1d(X, y, Xv, yv, names, target, cfg, lib=None) -> list:
-    """The best few candidates, each compiled, refitted and as ``(model, formula)``."""
+def fit_1d(X, y, Xv, yv, names, target, cfg, lib=None, deadline: float | None = None) -> list:
+    """The best few candidates, each compiled, refitted and as ``(model, formula)``; past
+    ``deadline`` (a ``time.perf_counter()`` value) no further candidate starts once one is done."""
+    import time
+
     from .formula import build_formula
 
     x = np.asarray(X, dtype=np.float64).reshape(-1)
     found = candidates(x, np.asarray(y, dtype=np.float64).reshape(-1), lib)
     out = []
     for _, inner, inner_a, cand in found[:TOP]:
+        if out and deadline is not None and time.perf_counter() > deadline:
+            break
+        left = None if deadline is None else max(0.05, deadline - time.perf_counter())
         try:
             m = compile_model(inner, inner_a, cand, X, y, names, target, cfg.seed)
-            m.fit(steps=cfg.refit_steps, update_grid=False)
-            f = build_formula(m, Xv, yv)
+            m.fit(steps=cfg.refit_steps, update_grid=False, time_limit=left)
+            f = build_formula(m, Xv, yv, deadline=deadline)
         except Exception:  # a candidate that cannot be compiled or refitted is simply not a result
             continue
         if math.isfinite(f.rmse_test):
