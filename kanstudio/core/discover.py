@@ -397,16 +397,6 @@ def _constant_attempt(view: View, data: SearchData) -> Attempt:
     return Attempt("constant", g, rmse, crit, time.perf_counter() - t0, None, "", f"constant on {view.describe()}", view)
 
 
-def _consistent(a: Attempt, reduction) -> bool:
-    from .units import DimensionError, check_dimensions
-
-    try:
-        check_dimensions(a.formula.expr, reduction.dims | {}, reduction.dims[reduction.target])
-        return True
-    except DimensionError:
-        return False
-
-
 def discover(X, y, names=None, target: str = "y", X_test=None, y_test=None,
              config: DiscoverConfig = DiscoverConfig(), progress: Progress | None = None, *,
              units=None, client=None, on_attempt: Callable[[Attempt], None] | None = None,
@@ -461,7 +451,7 @@ def discover(X, y, names=None, target: str = "y", X_test=None, y_test=None,
 
     def drain() -> bool:
         for task, a in runner.results():
-            if a.formula is not None and reduction is not None and not _consistent(a, reduction):
+            if a.formula is not None and reduction is not None and not _units_kept(a.formula.expr, data):
                 # cannot happen by construction (constants are dimensionless); a guard, not a filter
                 a.criterion, a.error = math.inf, "the formula's units do not agree"
             attempts.append(a)
