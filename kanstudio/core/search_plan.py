@@ -52,11 +52,24 @@ def base_shapes(n: int, hidden: int | None = None) -> list[list]:
 
 
 ONE_D = ("1d",)  # the width of a direct 1-D search task (search_1d), not a network
+TERMS = ("terms",)  # the width of a term search task (term_search: sums of products), not a network
+DIRECT = {ONE_D: "1-D search", TERMS: "term search"}
+
+
+def task_name(width) -> str:
+    """``[2,1x]`` for a network, or the direct search's name."""
+    w = tuple(width)
+    return DIRECT[w] if w in DIRECT else format_width([tuple(x) for x in w])
 
 
 def one_d_task(view: View, why: str = "") -> Task:
     on = "" if view.is_identity else f" on {view.describe()}"
     return Task(f"[1-D search]{on}" + (f"  <- {why}" if why else ""), view, ONE_D)
+
+
+def terms_task(view: View, why: str = "") -> Task:
+    on = "" if view.is_identity else f" on {view.describe()}"
+    return Task(f"[term search]{on}" + (f"  <- {why}" if why else ""), view, TERMS)
 
 
 def shape_tasks(view: View, widths, why: str = "") -> list[Task]:
@@ -72,6 +85,8 @@ def shape_tasks(view: View, widths, why: str = "") -> list[Task]:
 def _label(view: View, width, why: str = "", masks=()) -> str:
     if tuple(width) == ONE_D:
         return one_d_task(view, why).label
+    if tuple(width) == TERMS:
+        return terms_task(view, why).label
     w = f"[{format_width([tuple(x) for x in width])}]" + (" (grouped)" if masks else "")
     on = "" if view.is_identity else f" on {view.describe()}"
     return f"{w}{on}" + (f"  <- {why}" if why else "")
@@ -120,9 +135,12 @@ def structured_tasks(st: Structure, X, y) -> list[Task]:
                 out += shape_tasks(v, [[m, 1]], why2)
             out.append(_grouped(v, g, False, why2, 2))
         if st.steps:
+            out.insert(0, terms_task(v, why))  # well under a second; exact whenever the law is of its form
             out += shape_tasks(v, base_shapes(m)[:3], why)
     for alt in st.alternatives:
-        out += shape_tasks(alt, base_shapes(len(alt.columns))[:3], "alternative: " + "; ".join(alt.notes))
+        alt_why = "alternative: " + "; ".join(alt.notes)
+        out += ([terms_task(alt, alt_why)] if len(alt.columns) > 1 else []) + \
+            shape_tasks(alt, base_shapes(len(alt.columns))[:3], alt_why)
     return [t for t in out if t.view.valid_on(X) and t.view.target_valid(X, y)]
 
 

@@ -35,7 +35,7 @@ import numpy as np
 import sympy
 
 from .surrogate import Surrogate, fit_surrogate
-from .views import View, readable
+from .views import View, readable, readable_factor
 
 RATIOS = sorted({Fraction(s * a, b) for s in (1, -1) for a in range(1, 5) for b in range(1, 5)
                  if Fraction(a, b) in {Fraction(1), Fraction(2), Fraction(1, 2), Fraction(3), Fraction(1, 3),
@@ -166,7 +166,43 @@ def pair_findings(Xc: np.ndarray, F: np.ndarray, G: np.ndarray, syms, tol: float
                     for u, w, ok in ((a, b, pos[j]), (b, a, pos[i])):
                         if ok:
                             out.append(Finding("homogeneous", (i, j), res, "", (u / w,), _pow(w, kk)))
+            out += _weighted_homogeneity(xi * gi, xj * gj, F, (i, j), a, b, pos[j], tol)
+            out += _weighted_homogeneity(xj * gj, xi * gi, F, (i, j), b, a, pos[i], tol)
     return out
+
+
+WEIGHTS = [Fraction(2), Fraction(1, 2), Fraction(-1), Fraction(-2), Fraction(-1, 2), Fraction(3), Fraction(1, 3)]
+
+
+def _weighted_homogeneity(ui, uj, F, cols, a, b, pos_b: bool, tol: float) -> list[Finding]:
+    """``y(l^P a, l^Q b) = l^k y(a, b)`` with ``P/Q`` other than 1, i.e. ``P a g_a + Q b g_b = k y``:
+    then ``y = b^(k/Q) F(a^Q / b^P)`` (a heat kernel ``1/sqrt(s) G(x^2/s)``, a 2-D Gaussian
+    ``1/sigma^2 G(r^2/sigma^2)``). ``(P, Q, k)`` is the null vector of ``[u_i, u_j, -F]``; it must
+    be unique (a power product ``a^m b^n`` has a plane of them) and ``k`` not 0 (that is the
+    scale family)."""
+    A = np.column_stack([ui, uj, -F])
+    norms = np.sqrt(np.mean(A**2, 0))
+    if not np.all(norms > 0) or not np.isfinite(A).all():
+        return []
+    _, sv, vt = np.linalg.svd(A / norms, full_matrices=False)
+    if sv[-1] > tol * sv[0] or sv[-2] < 10 * sv[-1] or sv[-2] < 3 * tol * sv[0]:
+        return []
+    P, Q, k = vt[-1] / norms
+    if abs(Q) < 1e-12 or abs(k) < 1e-12:
+        return []
+    r = _nice_ratio(P / Q, 0.03)
+    if r is None or r not in WEIGHTS:
+        return []
+    Pn, Qn = r.numerator, r.denominator  # Qn > 0
+    kq = _nice_ratio(k / Q, 0.03)
+    if kq is None or not pos_b:
+        return []
+    res = float(np.mean(np.abs(Pn * ui + Qn * uj - float(kq) * Qn * F)) /
+                np.mean(np.abs(Pn * ui) + np.abs(Qn * uj) + np.abs(float(kq) * Qn * F)))
+    if res > tol:
+        return []
+    # invariant a^Q / b^P (a^Q with Q a positive integer is defined for any sign of a)
+    return [Finding("homogeneous", cols, res, "", (_pow(a, Fraction(Qn)) / _pow(b, Fraction(Pn)),), _pow(b, kq))]
 
 
 def drop_findings(Xc: np.ndarray, F: np.ndarray, G: np.ndarray, names, tol: float) -> list[Finding]:
@@ -210,7 +246,10 @@ def separable_groups(sur: Surrogate, Xc: np.ndarray, tol: float, seed: int = 0):
             if np.sqrt(np.mean((L[0] + L[3] - L[1] - L[2]) ** 2)) / lb > tol:
                 mul_edges.append((i, j))
         else:
-            mul_edges.append((i, j))
+            # y = g(A) h(B) with g or h changing sign: f(a,b) f(a',b') = f(a,b') f(a',b) still holds
+            pb = np.sqrt(np.mean(f0**2)) * base
+            if np.sqrt(np.mean((f0 * fij - fi * fj) ** 2)) / (pb or 1.0) > tol:
+                mul_edges.append((i, j))
     return _components(m, add_edges), _components(m, mul_edges)
 
 
@@ -242,7 +281,7 @@ def _label(cur: View, f: Finding) -> str:
         return f.label
     new = readable(f.new[0].xreplace(sub))
     if f.kind == "homogeneous":
-        return f"y = {readable(sympy.sympify(f.factor).xreplace(sub))} * F({new}, ...)"
+        return f"y = {readable_factor(sympy.sympify(f.factor).xreplace(sub))} * F({new}, ...)"
     return f"y depends on {cur.names[f.columns[0]]}, {cur.names[f.columns[1]]} only through {new}"
 
 

@@ -73,10 +73,9 @@ def _run_remote(task: Task, data: SearchData, cfg: DiscoverConfig, wall_deadline
 
 
 def _width_text(task: Task) -> str:
-    from .network import format_width
-    from .search_plan import ONE_D
+    from .search_plan import task_name
 
-    return "1-D search" if tuple(task.width) == ONE_D else format_width([tuple(w) for w in task.width])
+    return task_name(task.width)
 
 
 class DaskRunner:

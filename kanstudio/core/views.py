@@ -24,6 +24,12 @@ def readable(expr: sympy.Expr) -> str:
     return str(expr).replace("**", "^")
 
 
+def readable_factor(expr: sympy.Expr) -> str:
+    """``readable`` for a factor written before ``* F(...)``: a sum gets parentheses."""
+    s = readable(expr)
+    return f"({s})" if isinstance(sympy.sympify(expr), sympy.Add) else s
+
+
 @dataclass(frozen=True)
 class View:
     base_names: tuple[str, ...]
@@ -173,6 +179,6 @@ class View:
         if self.is_identity:
             return "the data as given"
         cols = ", ".join(readable(c) for c in self.columns)
-        fac = "" if self.factor == 1 else f"{readable(self.factor)} * "
+        fac = "" if self.factor == 1 else f"{readable_factor(self.factor)} * "
         inner = f"F({cols})"
         return f"y = {fac}{'exp(' + inner + ')' if self.outer == 'exp' else inner}"
