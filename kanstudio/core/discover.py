@@ -262,16 +262,21 @@ def fit_1d_attempt(X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline: f
 
     t0 = time.perf_counter()
     lib = list(cfg.lib) if cfg.lib else None
+    return _best_direct(fit_1d(X, y, Xv, yv, names, target, cfg, lib, deadline), X, yv, t0, "no 1-D candidate fits")
+
+
+def _best_direct(results, X, yv, t0: float, none_msg: str) -> Attempt:
+    """The best of a direct search's ``(model, formula)`` pairs, judged like a network."""
     scale = float(np.std(yv)) or 1.0
     best = None
-    for model, f in fit_1d(X, y, Xv, yv, names, target, cfg, lib, deadline):
+    for model, f in results:
         crit = _criterion(f.rmse_test, f.complexity + (0 if f.exact else 50), len(yv), scale)
         if not np.isfinite(f.evaluate(X)).all():
             crit = math.inf
         if best is None or crit < best.criterion:
             best = Attempt(model.width_str, f, f.rmse_test, crit, 0.0, model)
     if best is None:
-        raise ValueError("no 1-D candidate fits")
+        raise ValueError(none_msg)
     best.seconds = time.perf_counter() - t0
     return best
 
@@ -282,22 +287,15 @@ def fit_terms_attempt(X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline
     from .term_search import compile_model, search
 
     t0 = time.perf_counter()
-    scale = float(np.std(yv)) or 1.0
-    best = None
-    for k, fit in enumerate(search(X, y, Xv, yv)[:2]):
-        if k and deadline is not None and time.perf_counter() > deadline:
-            break
-        m = compile_model(fit, X, y, names, target, cfg.seed)
-        f = build_formula(m, Xv, yv, deadline=deadline)
-        crit = _criterion(f.rmse_test, f.complexity + (0 if f.exact else 50), len(yv), scale)
-        if not np.isfinite(f.evaluate(X)).all():
-            crit = math.inf
-        if best is None or crit < best.criterion:
-            best = Attempt(m.width_str, f, f.rmse_test, crit, 0.0, m)
-    if best is None:
-        raise ValueError("no sum of products fits")
-    best.seconds = time.perf_counter() - t0
-    return best
+
+    def results():
+        for k, fit in enumerate(search(X, y, Xv, yv)[:2]):
+            if k and deadline is not None and time.perf_counter() > deadline:
+                return
+            m = compile_model(fit, X, y, names, target, cfg.seed)
+            yield m, build_formula(m, Xv, yv, deadline=deadline)
+
+    return _best_direct(results(), X, yv, t0, "no sum of products fits")
 
 
 def _in_original_variables(a: Attempt, view: View, data: SearchData, cfg: DiscoverConfig,
