@@ -90,12 +90,12 @@ def test_a_power_product_gets_no_weighted_homogeneity():
     a, b = rng.uniform(1, 2, 500), rng.uniform(1, 2, 500)
     F = a**2 * b**3
     A, B = S("a b")
-    assert _weighted_homogeneity(2 * F, 3 * F, F, (0, 1), A, B, True, 0.01) == []
+    assert _weighted_homogeneity(2 * F, 3 * F, F, (0, 1), A, B, (True, True), 0.01) == []
     x, s = rng.uniform(-2, 2, 500), rng.uniform(1, 9, 500)
     F = np.exp(-x**2 / (4 * s)) / np.sqrt(s)
     gx, gs = -x / (2 * s) * F, (x**2 / (4 * s**2) - 1 / (2 * s)) * F
     X_, S_ = S("x s")
-    (f,) = _weighted_homogeneity(x * gx, s * gs, F, (0, 1), X_, S_, True, 0.01)
+    (f,) = _weighted_homogeneity(x * gx, s * gs, F, (0, 1), X_, S_, (False, True), 0.01)
     assert f.new == (X_**2 / S_,) and f.factor == S_ ** sympy.Rational(-1, 2)
 
 

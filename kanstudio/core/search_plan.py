@@ -62,14 +62,17 @@ def task_name(width) -> str:
     return DIRECT[w] if w in DIRECT else format_width([tuple(x) for x in w])
 
 
-def one_d_task(view: View, why: str = "") -> Task:
+def _direct_task(view: View, width: tuple, why: str) -> Task:
     on = "" if view.is_identity else f" on {view.describe()}"
-    return Task(f"[1-D search]{on}" + (f"  <- {why}" if why else ""), view, ONE_D)
+    return Task(f"[{DIRECT[width]}]{on}" + (f"  <- {why}" if why else ""), view, width)
+
+
+def one_d_task(view: View, why: str = "") -> Task:
+    return _direct_task(view, ONE_D, why)
 
 
 def terms_task(view: View, why: str = "") -> Task:
-    on = "" if view.is_identity else f" on {view.describe()}"
-    return Task(f"[term search]{on}" + (f"  <- {why}" if why else ""), view, TERMS)
+    return _direct_task(view, TERMS, why)
 
 
 def shape_tasks(view: View, widths, why: str = "") -> list[Task]:
@@ -83,10 +86,8 @@ def shape_tasks(view: View, widths, why: str = "") -> list[Task]:
 
 
 def _label(view: View, width, why: str = "", masks=()) -> str:
-    if tuple(width) == ONE_D:
-        return one_d_task(view, why).label
-    if tuple(width) == TERMS:
-        return terms_task(view, why).label
+    if tuple(width) in DIRECT:
+        return _direct_task(view, tuple(width), why).label
     w = f"[{format_width([tuple(x) for x in width])}]" + (" (grouped)" if masks else "")
     on = "" if view.is_identity else f" on {view.describe()}"
     return f"{w}{on}" + (f"  <- {why}" if why else "")

@@ -166,20 +166,19 @@ def pair_findings(Xc: np.ndarray, F: np.ndarray, G: np.ndarray, syms, tol: float
                     for u, w, ok in ((a, b, pos[j]), (b, a, pos[i])):
                         if ok:
                             out.append(Finding("homogeneous", (i, j), res, "", (u / w,), _pow(w, kk)))
-            out += _weighted_homogeneity(xi * gi, xj * gj, F, (i, j), a, b, pos[j], tol)
-            out += _weighted_homogeneity(xj * gj, xi * gi, F, (i, j), b, a, pos[i], tol)
+            out += _weighted_homogeneity(xi * gi, xj * gj, F, (i, j), a, b, (pos[i], pos[j]), tol)
     return out
 
 
 WEIGHTS = [Fraction(2), Fraction(1, 2), Fraction(-1), Fraction(-2), Fraction(-1, 2), Fraction(3), Fraction(1, 3)]
 
 
-def _weighted_homogeneity(ui, uj, F, cols, a, b, pos_b: bool, tol: float) -> list[Finding]:
+def _weighted_homogeneity(ui, uj, F, cols, a, b, pos: tuple[bool, bool], tol: float) -> list[Finding]:
     """``y(l^P a, l^Q b) = l^k y(a, b)`` with ``P/Q`` other than 1, i.e. ``P a g_a + Q b g_b = k y``:
     then ``y = b^(k/Q) F(a^Q / b^P)`` (a heat kernel ``1/sqrt(s) G(x^2/s)``, a 2-D Gaussian
-    ``1/sigma^2 G(r^2/sigma^2)``). ``(P, Q, k)`` is the null vector of ``[u_i, u_j, -F]``; it must
-    be unique (a power product ``a^m b^n`` has a plane of them) and ``k`` not 0 (that is the
-    scale family)."""
+    ``1/sigma^2 G(r^2/sigma^2)``), and the same with ``a`` and ``b`` swapped. ``(P, Q, k)`` is the
+    null vector of ``[u_a, u_b, -F]``; it must be unique (a power product ``a^m b^n`` has a plane
+    of them) and ``k`` not 0 (that is the scale family)."""
     A = np.column_stack([ui, uj, -F])
     norms = np.sqrt(np.mean(A**2, 0))
     if not np.all(norms > 0) or not np.isfinite(A).all():
@@ -188,21 +187,23 @@ def _weighted_homogeneity(ui, uj, F, cols, a, b, pos_b: bool, tol: float) -> lis
     if sv[-1] > tol * sv[0] or sv[-2] < 10 * sv[-1] or sv[-2] < 3 * tol * sv[0]:
         return []
     P, Q, k = vt[-1] / norms
-    if abs(Q) < 1e-12 or abs(k) < 1e-12:
+    if abs(k) < 1e-12:
         return []
-    r = _nice_ratio(P / Q, 0.03)
-    if r is None or r not in WEIGHTS:
-        return []
-    Pn, Qn = r.numerator, r.denominator  # Qn > 0
-    kq = _nice_ratio(k / Q, 0.03)
-    if kq is None or not pos_b:
-        return []
-    res = float(np.mean(np.abs(Pn * ui + Qn * uj - float(kq) * Qn * F)) /
-                np.mean(np.abs(Pn * ui) + np.abs(Qn * uj) + np.abs(float(kq) * Qn * F)))
-    if res > tol:
-        return []
-    # invariant a^Q / b^P (a^Q with Q a positive integer is defined for any sign of a)
-    return [Finding("homogeneous", cols, res, "", (_pow(a, Fraction(Qn)) / _pow(b, Fraction(Pn)),), _pow(b, kq))]
+    out = []
+    # (weight of u, weight of w, u's scaled values, w's, u, w, w clear of 0)
+    for p, q, uu, uw, u, w, ok in ((P, Q, ui, uj, a, b, pos[1]), (Q, P, uj, ui, b, a, pos[0])):
+        if abs(q) < 1e-12 or not ok:
+            continue
+        r, kq = _nice_ratio(p / q, 0.03), _nice_ratio(k / q, 0.03)
+        if r is None or r not in WEIGHTS or kq is None:
+            continue
+        Pn, Qn = r.numerator, r.denominator  # Qn > 0
+        res = float(np.mean(np.abs(Pn * uu + Qn * uw - float(kq) * Qn * F)) /
+                    np.mean(np.abs(Pn * uu) + np.abs(Qn * uw) + np.abs(float(kq) * Qn * F)))
+        if res <= tol:
+            # invariant u^Q / w^P (u^Q with Q a positive integer is defined for any sign of u)
+            out.append(Finding("homogeneous", cols, res, "", (_pow(u, Fraction(Qn)) / _pow(w, Fraction(Pn)),), _pow(w, kq)))
+    return out
 
 
 def drop_findings(Xc: np.ndarray, F: np.ndarray, G: np.ndarray, names, tol: float) -> list[Finding]:

@@ -37,7 +37,7 @@ FORWARD = 12  # the forward path goes further, then steps back (see _backward)
 BEAM = 4
 MAX_ROWS = 1000
 
-# target transforms: name, forward, inverse (library name, sign) for the compiled output edge
+# what the sum of products may stand for (see _forward, _inverse and compile_model's output edge)
 TRANSFORMS = ("y", "1/y", "y^2", "1/y^2", "log y", "log -y")
 
 
@@ -51,25 +51,32 @@ class TermFit:
     cost: float  # the criterion the search ranked by (lower is better)
 
 
-def _prim_values(k: int, x: np.ndarray) -> np.ndarray | None:
+_VALUES = {"x": lambda x: x, "x^2": lambda x: x * x, "x^3": lambda x: x**3, "1/x": lambda x: 1 / x,
+           "1/x^2": lambda x: 1 / (x * x), "sqrt": np.sqrt, "1/sqrt": lambda x: 1 / np.sqrt(x), "log": np.log,
+           "exp": np.exp, "sin": np.sin, "cos": np.cos}
+
+
+def _primitive(k: int, x: np.ndarray) -> np.ndarray:
     name, sign, _ = PRIMITIVES[k]
+    with np.errstate(all="ignore"):
+        return _VALUES[name](sign * x if sign != 1 else x)
+
+
+def _prim_values(k: int, x: np.ndarray) -> np.ndarray | None:
+    """Primitive ``k`` on column ``x``, or None where it is undefined there or constant."""
+    name = PRIMITIVES[k][0]
     a = np.abs(x)
     mx = float(a.max()) if len(a) else 0.0
     clear = bool((a >= 1e-3 * (mx or 1.0)).all() and (np.all(x > 0) or np.all(x < 0)))
-    with np.errstate(all="ignore"):
-        if name in ("1/x", "1/x^2") and not clear:
-            return None
-        if name in ("sqrt",) and (x < 0).any():
-            return None
-        if name in ("1/sqrt", "log") and not (clear and np.all(x > 0)):
-            return None
-        if name == "exp" and mx > 30:
-            return None
-        if name in ("sin", "cos") and mx > 30:
-            return None
-        v = {"x": x, "x^2": x * x, "x^3": x**3, "1/x": 1 / x, "1/x^2": 1 / (x * x), "sqrt": np.sqrt(x),
-             "1/sqrt": 1 / np.sqrt(x), "log": np.log(x), "exp": np.exp(sign * x), "sin": np.sin(x),
-             "cos": np.cos(x)}[name]
+    if name in ("1/x", "1/x^2") and not clear:
+        return None
+    if name == "sqrt" and (x < 0).any():
+        return None
+    if name in ("1/sqrt", "log") and not (clear and np.all(x > 0)):
+        return None
+    if name in ("exp", "sin", "cos") and mx > 30:
+        return None
+    v = _primitive(k, x)
     return v if np.isfinite(v).all() and np.ptp(v) > 1e-12 * (np.abs(v).max() or 1.0) else None
 
 
@@ -132,8 +139,9 @@ def _inverse(name: str, t: np.ndarray, sign: float) -> np.ndarray:
         return -np.exp(t)
 
 
-def _path(F: np.ndarray, t: np.ndarray, k_max: int, beam: int) -> list[tuple[int, ...]]:
-    """Orthogonal least squares with a beam: every subset reached, up to ``k_max`` terms.
+def _path(F: np.ndarray, t: np.ndarray, k_max: int, beam: int) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """Orthogonal least squares with a beam: (every subset reached, up to ``k_max`` terms; the
+    beam's last subsets).
 
     ``F`` has centred, unit-norm columns and ``t`` is centred, so the intercept is implicit."""
     n, m = F.shape
@@ -208,7 +216,7 @@ def search(X, y, Xv, yv, k_max: int = MAX_TERMS, beam: int = BEAM) -> list[TermF
     F, terms = dictionary(X)
     if F.shape[1] == 0:
         return []
-    Fv, _ = dictionary_like(Xv, terms)
+    Fv = dictionary_like(Xv, terms)
     levels = np.array([len(t) for t in terms])
     mu = F.mean(0)
     Fc = F - mu
@@ -284,7 +292,7 @@ def _rounded(fit: TermFit, Fv: np.ndarray, yv: np.ndarray, sign: float, scale: f
     return TermFit(fit.transform, fit.terms, tuple(w), b, cur, fit.cost)
 
 
-def dictionary_like(X: np.ndarray, terms) -> tuple[np.ndarray, list]:
+def dictionary_like(X: np.ndarray, terms) -> np.ndarray:
     """The columns of ``terms`` on other rows ``X``."""
     cache: dict = {}
     cols = []
@@ -292,18 +300,15 @@ def dictionary_like(X: np.ndarray, terms) -> tuple[np.ndarray, list]:
         v = np.ones(len(X))
         for i, k in term:
             if (i, k) not in cache:
-                name, sign, _ = PRIMITIVES[k]
-                x = X[:, i]
-                with np.errstate(all="ignore"):
-                    cache[(i, k)] = {"x": x, "x^2": x * x, "x^3": x**3, "1/x": 1 / x, "1/x^2": 1 / (x * x),
-                                     "sqrt": np.sqrt(x), "1/sqrt": 1 / np.sqrt(x), "log": np.log(x),
-                                     "exp": np.exp(sign * x), "sin": np.sin(x), "cos": np.cos(x)}[name]
+                cache[(i, k)] = _primitive(k, X[:, i])
             v = v * cache[(i, k)]
         cols.append(v)
-    return (np.column_stack(cols) if cols else np.zeros((len(X), 0))), terms
+    return np.column_stack(cols) if cols else np.zeros((len(X), 0))
 
 
-_OUTPUT_EDGE = {"1/y": ("1/x", 1.0), "y^2": ("sqrt", 1.0), "1/y^2": ("1/sqrt", 1.0), "log y": ("exp", 1.0),
+# the inverse of each transform as the compiled output edge: library name, and whether its sign
+# is y's (a square root's branch) or fixed
+_OUTPUT_EDGE = {"1/y": ("1/x", 1.0), "y^2": ("sqrt", None), "1/y^2": ("1/sqrt", None), "log y": ("exp", 1.0),
                 "log -y": ("exp", -1.0)}
 
 
@@ -340,8 +345,7 @@ def compile_model(fit: TermFit, X, y, names, target, seed: int = 0) -> KAN:
             L1.set_symbolic(j, 0, "x", 1.0, 0.0, 1.0, 0.0)
         L1.bias[0] = fit.intercept
         name, c = _OUTPUT_EDGE[fit.transform]
-        sign = 1.0 if np.all(np.asarray(y) >= 0) else -1.0
-        if fit.transform in ("y^2", "1/y^2"):
-            c = sign
+        if c is None:
+            c = 1.0 if np.all(np.asarray(y) >= 0) else -1.0
         net.layers[2].set_symbolic(0, 0, name, 1.0, 0.0, c / s_out, -m_out / s_out)
     return m
