@@ -27,6 +27,7 @@ import sympy
 from scipy.optimize import least_squares
 
 from .formula import evaluate
+from .numeric import numeric_function
 
 MAX_DEN = 12
 
@@ -129,7 +130,7 @@ def refit_floats(expr, symbols, X, y, max_nfev: int = 200, deadline: float | Non
         return expr
     params = sympy.symbols(f"_p0:{len(floats)}")
     templ = expr.xreplace(dict(zip(floats, params)))
-    f = sympy.lambdify(list(symbols) + list(params), templ, modules=["numpy"], dummify=True)
+    f = numeric_function(list(symbols) + list(params), templ)
     # Contiguous copies: NumPy's summation order depends on memory layout, and this problem can be
     # ill-conditioned enough for that last-bit difference to change the result.
     cols = [np.ascontiguousarray(X[:, i]) for i in range(X.shape[1])]

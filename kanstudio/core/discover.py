@@ -33,7 +33,8 @@ import torch
 from .formula import FormulaResult, build_formula, complexity, evaluate, is_exact, make_symbols, r2_rmse
 from .model import KAN
 from .network import format_width, parse_width
-from .search_plan import ONE_D, TERMS, Task, base_shapes, dedupe, shape_tasks, structured_tasks, task_name, terms_task
+from .search_plan import ONE_D, RATIOS, TERMS, Task, base_shapes, dedupe, ratio_tasks, shape_tasks, structured_tasks, \
+    task_name, terms_task
 from .separable import als_product
 from .views import View
 
@@ -281,21 +282,23 @@ def _best_direct(results, X, yv, t0: float, none_msg: str) -> Attempt:
     return best
 
 
-def fit_terms_attempt(X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline: float | None = None) -> Attempt:
+def fit_terms_attempt(X, y, Xv, yv, names, target, cfg: DiscoverConfig, deadline: float | None = None,
+                      ratios: bool = False) -> Attempt:
     """The term search (:mod:`.term_search`: sums of products of one-variable functions, of y or
-    of 1/y, y^2, 1/y^2, log y) as an attempt, judged like a network's."""
+    of 1/y, y^2, 1/y^2, log y) as an attempt, judged like a network's; with ``ratios``, the
+    ratio search (:mod:`.ratio_search`: ratios of two such sums, of y or y^2)."""
     from .term_search import compile_model, search
 
     t0 = time.perf_counter()
 
     def results():
-        for k, fit in enumerate(search(X, y, Xv, yv)[:2]):
+        for k, fit in enumerate(search(X, y, Xv, yv, ratios=ratios, deadline=deadline)[:2]):
             if k and deadline is not None and time.perf_counter() > deadline:
                 return
             m = compile_model(fit, X, y, names, target, cfg.seed)
             yield m, build_formula(m, Xv, yv, deadline=deadline)
 
-    return _best_direct(results(), X, yv, t0, "no sum of products fits")
+    return _best_direct(results(), X, yv, t0, "no ratio of sums fits" if ratios else "no sum of products fits")
 
 
 def _in_original_variables(a: Attempt, view: View, data: SearchData, cfg: DiscoverConfig,
@@ -332,8 +335,8 @@ def run_task(task: Task, data: SearchData, cfg: DiscoverConfig, deadline: float 
         raise ValueError(f"the view {v.describe()} is undefined on part of the data")
     if tuple(task.width) == ONE_D:
         a = fit_1d_attempt(Xs, ys, Xvs, yvs, v.names, data.target, cfg, deadline)
-    elif tuple(task.width) == TERMS:
-        a = fit_terms_attempt(Xs, ys, Xvs, yvs, v.names, data.target, cfg, deadline)
+    elif tuple(task.width) in (TERMS, RATIOS):
+        a = fit_terms_attempt(Xs, ys, Xvs, yvs, v.names, data.target, cfg, deadline, tuple(task.width) == RATIOS)
     else:
         a = fit_shape([tuple(w) for w in task.width], Xs, ys, Xvs, yvs, v.names, data.target, cfg, deadline,
                       masks=task.masks, seed_offset=task.seed_offset)
@@ -499,12 +502,15 @@ def discover(X, y, names=None, target: str = "y", X_test=None, y_test=None,
             runner.submit(shape_tasks(view, [config.width]))
             drain()
         else:
-            first = dedupe(shape_tasks(view, base_shapes(n_cols)[:2]), seen)
+            cheap = base_shapes(n_cols)[:2]
+            first = dedupe(shape_tasks(view, cheap[:1]), seen)
             # y > 0 everywhere: an additive law of log y (exp of a sum: Boltzmann factors,
-            # Gaussians, products of powers) costs one more cheap [n, 1]
+            # Gaussians, products of powers) costs one more [n, 1], the cheapest shape, so it goes
+            # before the product node
             logv = view.with_outer("exp", "log y is a sum")
             if logv.valid_on(data.X) and logv.target_valid(data.X, data.y):
                 first += dedupe(shape_tasks(logv, [[n_cols, 1]], "y > 0"), seen)
+            first += dedupe(shape_tasks(view, cheap[1:]), seen)
             if n_cols > 1:  # sums of products, of y, 1/y, y^2, 1/y^2 or log y: about a second
                 first += dedupe([terms_task(view)], seen)
             for v, _ in alternatives:
@@ -517,8 +523,12 @@ def discover(X, y, names=None, target: str = "y", X_test=None, y_test=None,
             if not done and config.structure and n_cols >= 2 and out_of_time:
                 say("time limit reached before the structure tests; not run")
             elif not done and config.structure and n_cols >= 2 and not (stop and stop()):
-                structured = _structure_tasks(view, data, config, say, found)
-                runner.submit(dedupe(structured, seen))
+                structured = dedupe(_structure_tasks(view, data, config, say, found), seen)
+                runner.submit(structured)
+                done = False if runner.parallel else drain()
+                first += structured
+            if not done and n_cols > 1:
+                runner.submit(dedupe(ratio_tasks(first), seen))
                 done = False if runner.parallel else drain()
             if not done:
                 runner.submit(rest)

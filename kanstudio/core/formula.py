@@ -17,6 +17,7 @@ from sympy.utilities.lambdify import implemented_function
 from torch.nn import functional as F
 
 from .network import KANNetwork
+from .numeric import numeric_function
 from .spline import bspline_basis
 from .symbolic import get_function
 
@@ -94,7 +95,7 @@ def network_expression(net: KANNetwork, symbols: list[sympy.Symbol]) -> list[sym
 def evaluate(expr: sympy.Expr, symbols: list[sympy.Symbol], X: np.ndarray) -> np.ndarray:
     """Numeric value of ``expr`` on the rows of ``X``. Arguments are dummified, so column names
     never reach generated code."""
-    f = sympy.lambdify(symbols, expr, modules=["numpy"], dummify=True)
+    f = numeric_function(symbols, expr)
     with np.errstate(all="ignore"):
         out = np.asarray(f(*[np.ascontiguousarray(X[:, i]) for i in range(X.shape[1])]))
     if np.iscomplexobj(out):  # e.g. sqrt or log of a negative value: not a real prediction

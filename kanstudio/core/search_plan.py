@@ -53,7 +53,8 @@ def base_shapes(n: int, hidden: int | None = None) -> list[list]:
 
 ONE_D = ("1d",)  # the width of a direct 1-D search task (search_1d), not a network
 TERMS = ("terms",)  # the width of a term search task (term_search: sums of products), not a network
-DIRECT = {ONE_D: "1-D search", TERMS: "term search"}
+RATIOS = ("ratios",)  # the width of a ratio search task (ratio_search: ratios of two such sums)
+DIRECT = {ONE_D: "1-D search", TERMS: "term search", RATIOS: "ratio search"}
 
 
 def task_name(width) -> str:
@@ -73,6 +74,12 @@ def one_d_task(view: View, why: str = "") -> Task:
 
 def terms_task(view: View, why: str = "") -> Task:
     return _direct_task(view, TERMS, why)
+
+
+def ratio_tasks(tasks: list[Task]) -> list[Task]:
+    """A ratio search on each view that has a term search among ``tasks`` (a few seconds each,
+    so after every cheaper attempt has had its turn)."""
+    return [_direct_task(t.view, RATIOS, "") for t in tasks if tuple(t.width) == TERMS]
 
 
 def shape_tasks(view: View, widths, why: str = "") -> list[Task]:

@@ -14,7 +14,8 @@ squares (each step adds the term that lowers the residual most), with a small be
 greedy mistake does not end the path. Every subset on the path is then judged in ``y``'s own
 units on held-out rows; the best is compiled into a snapped KAN (``[n, Kx, 1]`` and, for a
 transform, one more edge for its inverse), so that, like every attempt, its formula comes from
-the same network as its forward pass.
+the same network as its forward pass. Where no sum of products is exact, :mod:`.ratio_search`
+also tries ratios of two of them.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ MAX_TERMS = 6  # terms in a returned law
 FORWARD = 12  # the forward path goes further, then steps back (see _backward)
 BEAM = 4
 MAX_ROWS = 1000
+RATIO_BELOW = 1e-9  # held-out RMSE / std(y) of a sum of products that makes ratios pointless
 
 # what the sum of products may stand for (see _forward, _inverse and compile_model's output edge)
 TRANSFORMS = ("y", "1/y", "y^2", "1/y^2", "log y", "log -y")
@@ -49,6 +51,9 @@ class TermFit:
     intercept: float
     val_rmse: float  # in y's units, on the held-out rows
     cost: float  # the criterion the search ranked by (lower is better)
+    # a ratio T(y) = (intercept + sum w_k P_k) / (1 + sum v_j Q_j) when given (ratio_search)
+    den_terms: tuple = ()
+    den_weights: tuple = ()
 
 
 _VALUES = {"x": lambda x: x, "x^2": lambda x: x * x, "x^3": lambda x: x**3, "1/x": lambda x: 1 / x,
@@ -139,15 +144,22 @@ def _inverse(name: str, t: np.ndarray, sign: float) -> np.ndarray:
         return -np.exp(t)
 
 
-def _path(F: np.ndarray, t: np.ndarray, k_max: int, beam: int) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+def _path(F: np.ndarray, t: np.ndarray, k_max: int, beam: int, wide: int = 0,
+          given: np.ndarray | None = None) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
     """Orthogonal least squares with a beam: (every subset reached, up to ``k_max`` terms; the
-    beam's last subsets).
+    beam's last subsets). ``wide``: how many one-term states the second step extends (default
+    ``beam``); every pair's gain is then computed, not only the greedy first term's. ``given``:
+    a unit-norm, centred column in every subset from the start (not listed in them).
 
     ``F`` has centred, unit-norm columns and ``t`` is centred, so the intercept is implicit."""
     n, m = F.shape
-    states = [((), np.zeros((n, 0)), t.copy(), np.zeros((0, m)))]
+    if given is None:
+        states = [((), np.zeros((n, 0)), t.copy(), np.zeros((0, m)))]
+    else:
+        states = [((), given[:, None], t - given * (given @ t), (given @ F)[None, :])]
     out = []
-    for _ in range(min(k_max, m)):
+    for step in range(min(k_max, m)):
+        keep = max(beam, wide) if step == 0 else beam
         cands = []
         for sel, Q, r, P in states:
             nrm = 1.0 - (P * P).sum(0)
@@ -155,7 +167,7 @@ def _path(F: np.ndarray, t: np.ndarray, k_max: int, beam: int) -> tuple[list[tup
             gain[nrm < 1e-8] = -np.inf
             if sel:
                 gain[list(sel)] = -np.inf
-            top = np.argpartition(-gain, min(beam, m - 1))[:beam]
+            top = np.argpartition(-gain, min(keep, m - 1))[:keep]
             rss = float(r @ r)
             for j in top:
                 if np.isfinite(gain[j]):
@@ -170,12 +182,12 @@ def _path(F: np.ndarray, t: np.ndarray, k_max: int, beam: int) -> tuple[list[tup
             q = F[:, j] - Q @ P[:, j]
             q /= np.linalg.norm(q) or 1.0
             nxt.append((sel + (j,), np.column_stack([Q, q]), r - q * (q @ r), np.vstack([P, q @ F])))
-            if len(nxt) == beam:
+            if len(nxt) == keep:
                 break
         if not nxt:
             break
         states = nxt
-        out += [s[0] for s in states]
+        out += [s[0] for s in states[:beam]]
     return out, [s[0] for s in states]
 
 
@@ -200,12 +212,88 @@ def _backward(F: np.ndarray, t: np.ndarray, sel: tuple[int, ...], k_max: int) ->
     return out
 
 
+def _swapped(F: np.ndarray, t: np.ndarray, sel: tuple[int, ...], sweeps: int = 3) -> tuple[int, ...]:
+    """``sel`` after swaps: each term in turn replaced by the column that lowers the residual
+    most with the others kept, while any swap lowers it. Nearly collinear terms let the path
+    settle on a mimic (exp(u/878) for u) that no forward or backward step removes, since
+    removing it alone costs more than keeping it; one swap does. Same conventions as
+    :func:`_path`: ``F`` centred with unit-norm columns, ``t`` centred."""
+    cur = list(sel)
+
+    def rss(cols):
+        A = F[:, cols]
+        w, *_ = np.linalg.lstsq(A, t, rcond=None)
+        return float(np.sum((A @ w - t) ** 2))
+
+    best = rss(cur)
+    for _ in range(sweeps):
+        improved = False
+        for r in range(len(cur)):
+            rest = cur[:r] + cur[r + 1 :]
+            if rest:
+                Q, _ = np.linalg.qr(F[:, rest])
+                res = t - Q @ (Q.T @ t)
+                P = Q.T @ F
+                nrm = 1.0 - (P * P).sum(0)
+            else:
+                res, nrm = t, np.ones(F.shape[1])
+            gain = (F.T @ res) ** 2 / np.maximum(nrm, 1e-12)
+            gain[nrm < 1e-8] = -np.inf
+            gain[cur] = -np.inf
+            j = int(np.argmax(gain))
+            if not np.isfinite(gain[j]):
+                continue
+            trial = rest[:r] + [j] + rest[r:]
+            e = rss(trial)
+            if e < best * (1 - 1e-9):
+                cur, best, improved = trial, e, True
+        if not improved:
+            break
+    return tuple(cur)
+
+
+def candidate_subsets(F: np.ndarray, t: np.ndarray, k_max: int, beam: int, wide: int = 0,
+                      swaps: bool = False) -> list[tuple[int, ...]]:
+    """The subsets worth judging: the forward path's (greedy beam, and with ``wide`` also the
+    one that extends many first terms), the backward steps from their ends, and with ``swaps``
+    the best subset of each size after :func:`_swapped`."""
+    out = []
+    for w in dict.fromkeys((0, wide) if wide > beam else (0,)):
+        path, ends = _path(F, t, FORWARD, beam, w)
+        out += [q for q in path if len(q) <= k_max] + [b for e in ends for b in _backward(F, t, e, k_max)]
+    if swaps:
+        best: dict[int, tuple[float, tuple]] = {}
+        for p in out:
+            A = F[:, list(p)]
+            w_, *_ = np.linalg.lstsq(A, t, rcond=None)
+            e = float(np.sum((A @ w_ - t) ** 2))
+            if len(p) not in best or e < best[len(p)][0]:
+                best[len(p)] = (e, p)
+        out += [_swapped(F, t, p) for _, p in best.values()]
+    return out
+
+
+def nested_subsets(Fn: np.ndarray, levels: np.ndarray, tc: np.ndarray, k_max: int, beam: int) -> list[tuple[int, ...]]:
+    """:func:`candidate_subsets` in nested dictionaries (one-variable terms, then pairs, then
+    all), sorted and without repeats: in the full one a product of three columns can mimic a
+    sum of five logs better than any single log does, and the greedy path never recovers."""
+    subsets = []
+    for size in sorted(set(levels)):
+        cols_ = np.flatnonzero(levels <= size)
+        for p in candidate_subsets(Fn[:, cols_], tc, k_max, beam):
+            subsets.append(tuple(int(cols_[c]) for c in p))
+    return list(dict.fromkeys(tuple(sorted(p)) for p in subsets))
+
+
 def _complexity(terms) -> int:
     return sum(1 + sum(PRIMITIVES[k][2] for _, k in term) for term in terms)
 
 
-def search(X, y, Xv, yv, k_max: int = MAX_TERMS, beam: int = BEAM) -> list[TermFit]:
-    """The best fits, one per transform that gives any, best first."""
+def search(X, y, Xv, yv, k_max: int = MAX_TERMS, beam: int = BEAM, ratios: bool | None = None,
+           deadline: float | None = None) -> list[TermFit]:
+    """The best fits, one per transform that gives any, best first. ``ratios``: True, only
+    ratios (:mod:`.ratio_search`); False, only sums; None, sums, and ratios where no sum is
+    exact. ``deadline`` (``time.perf_counter()``) ends the ratio search early."""
     X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     Xv = np.asarray(Xv, dtype=np.float64).reshape(len(Xv), -1)
@@ -218,31 +306,18 @@ def search(X, y, Xv, yv, k_max: int = MAX_TERMS, beam: int = BEAM) -> list[TermF
         return []
     Fv = dictionary_like(Xv, terms)
     levels = np.array([len(t) for t in terms])
-    mu = F.mean(0)
-    Fc = F - mu
-    norm = np.linalg.norm(Fc, axis=0)
-    ok = norm > 1e-12 * (np.abs(F).max(0) * math.sqrt(len(F)) + 1e-300)
-    Fn = np.where(ok, Fc / np.where(ok, norm, 1.0), 0.0)
+    Fn = _centred_unit(F)
     sign = 1.0 if np.all(y >= 0) else -1.0
     n_val = len(yv)
     scale = float(np.std(yv)) or 1.0
     out = []
-    for tr in TRANSFORMS:
+    for tr in TRANSFORMS if ratios is not True else ():
         t = _forward(tr, y)
         if t is None:
             continue
         tc = t - t.mean()
         best = None
-        subsets = []
-        # nested dictionaries (one-variable terms, then pairs, then all): in the full one a
-        # product of three columns can mimic a sum of five logs better than any single log does,
-        # and the greedy path never recovers
-        for size in sorted(set(levels)):
-            cols_ = np.flatnonzero(levels <= size)
-            path, ends = _path(Fn[:, cols_], tc, FORWARD, beam)
-            for p in [q for q in path if len(q) <= k_max] + [b for e in ends for b in _backward(Fn[:, cols_], tc, e, k_max)]:
-                subsets.append(tuple(int(cols_[c]) for c in p))
-        for sel in dict.fromkeys(tuple(sorted(p)) for p in subsets):
+        for sel in nested_subsets(Fn, levels, tc, k_max, beam):
             cols = list(sel)
             A = np.column_stack([F[:, cols], np.ones(len(F))])
             w, *_ = np.linalg.lstsq(A, t, rcond=None)
@@ -259,21 +334,47 @@ def search(X, y, Xv, yv, k_max: int = MAX_TERMS, beam: int = BEAM) -> list[TermF
         if best is not None:
             fit, cols = best
             out.append(_rounded(fit, Fv[:, cols], yv, sign, scale))
+    # A ratio costs a few seconds more and can only win where no sum of products is exact
+    if ratios or (ratios is None and not any(f.val_rmse <= RATIO_BELOW * scale for f in out)):
+        from .ratio_search import ratio_fits
+
+        out += ratio_fits(F, Fv, terms, levels, y, yv, sign, scale, k_max, beam, deadline)
     out.sort(key=lambda f: f.cost)
     return out
 
 
-def _rounded(fit: TermFit, Fv: np.ndarray, yv: np.ndarray, sign: float, scale: float) -> TermFit:
+def _centred_unit(F: np.ndarray) -> np.ndarray:
+    """Columns centred and scaled to unit norm; a constant column becomes 0 (never chosen)."""
+    Fc = F - F.mean(0)
+    norm = np.linalg.norm(Fc, axis=0)
+    ok = norm > 1e-12 * (np.abs(F).max(0) * math.sqrt(len(F)) + 1e-300)
+    return np.where(ok, Fc / np.where(ok, norm, 1.0), 0.0)
+
+
+def predict_t(Fv: np.ndarray, w, b: float, Gv: np.ndarray | None = None, v=()) -> np.ndarray:
+    """The sum of products ``b + Fv @ w``, over ``1 + Gv @ v`` for a ratio."""
+    t = Fv @ np.asarray(w, dtype=np.float64) + b
+    if Gv is not None and len(v):
+        with np.errstate(all="ignore"):
+            t = t / (1.0 + Gv @ np.asarray(v, dtype=np.float64))
+    return t
+
+
+def _rounded(fit: TermFit, Fv: np.ndarray, yv: np.ndarray, sign: float, scale: float,
+             Gv: np.ndarray | None = None) -> TermFit:
     """Each weight (and the intercept) replaced by the nearest exact number (8*pi/3, 1/2, 0)
     where the held-out error does not grow by more than 1 %: least squares gives 8.3775804,
-    and after the network and simplification it would no longer be recognisable."""
+    and after the network and simplification it would no longer be recognisable. ``Gv``: a
+    ratio's denominator terms on the held-out rows; its weights follow the numerator's."""
     from .constants import nice_values
 
+    n_num = len(fit.weights)
+
     def err(w, b):
-        pv = _inverse(fit.transform, Fv @ np.asarray(w) + b, sign)
+        pv = _inverse(fit.transform, predict_t(Fv, w[:n_num], b, Gv, w[n_num:]), sign)
         return float(np.sqrt(np.mean((pv - yv) ** 2))) if np.isfinite(pv).all() else math.inf
 
-    w, b = list(fit.weights), fit.intercept
+    w, b = list(fit.weights) + list(fit.den_weights), fit.intercept
     cur = err(w, b)
     limit = cur * 1.01 + 1e-10 * scale
     for k in range(len(w) + 1):
@@ -289,7 +390,7 @@ def _rounded(fit: TermFit, Fv: np.ndarray, yv: np.ndarray, sign: float, scale: f
             if e <= limit:
                 w, b, cur = trial_w, trial_b, e
                 break
-    return TermFit(fit.transform, fit.terms, tuple(w), b, cur, fit.cost)
+    return TermFit(fit.transform, fit.terms, tuple(w[:n_num]), b, cur, fit.cost, fit.den_terms, tuple(w[n_num:]))
 
 
 def dictionary_like(X: np.ndarray, terms) -> np.ndarray:
@@ -316,6 +417,8 @@ _OUTPUT_EDGE = {"1/y": ("1/x", 1.0), "y^2": ("sqrt", None), "1/y^2": ("1/sqrt", 
 def compile_model(fit: TermFit, X, y, names, target, seed: int = 0) -> KAN:
     """A snapped KAN computing ``fit``: ``[n, Kx, 1]`` (one product node per term, the sum node's
     bias the intercept), and for a transform one more edge, its inverse."""
+    if fit.den_terms:
+        return _compile_ratio(fit, X, y, names, target, seed)
     n = np.asarray(X).reshape(len(X), -1).shape[1]
     K = len(fit.terms)
     width = [n, (0, K), 1] + ([] if fit.transform == "y" else [1])
@@ -323,19 +426,9 @@ def compile_model(fit: TermFit, X, y, names, target, seed: int = 0) -> KAN:
     m.feature_names_, m.target_name_ = list(names), target
     m.set_data(X, y)
     net = m.net
-    s_in, m_in = net.in_scale.tolist(), net.in_shift.tolist()  # edge input h = (x - m) * s
     s_out, m_out = float(net.out_scale[0]), float(net.out_shift[0])  # y = net * s + m
-    L0, L1 = net.layers[0], net.layers[1]
-    L0.mask.zero_()
-    for j, (term, w) in enumerate(zip(fit.terms, fit.weights)):
-        for r, (i, k) in enumerate(term):
-            name, sgn, _ = PRIMITIVES[k]
-            # f(sgn * x) with x = h / s + m
-            L0.mask[i, j] = 1.0
-            L0.set_symbolic(i, j, name, sgn / s_in[i], sgn * m_in[i], w if r == 0 else 1.0, 0.0)
-    for layer in net.layers:
-        layer.bias.zero_()
-        layer.node_scale.fill_(1.0)
+    L1 = net.layers[1]
+    _product_layer(net, fit.terms, fit.weights)
     if fit.transform == "y":
         for j in range(K):
             L1.set_symbolic(j, 0, "x", 1.0, 0.0, 1.0 / s_out, 0.0)
@@ -348,4 +441,52 @@ def compile_model(fit: TermFit, X, y, names, target, seed: int = 0) -> KAN:
         if c is None:
             c = 1.0 if np.all(np.asarray(y) >= 0) else -1.0
         net.layers[2].set_symbolic(0, 0, name, 1.0, 0.0, c / s_out, -m_out / s_out)
+    return m
+
+
+def _product_layer(net, terms, weights) -> None:
+    """The first layer as one product node per term, the term's weight on its first factor;
+    every bias 0 and every node scale 1."""
+    s_in, m_in = net.in_scale.tolist(), net.in_shift.tolist()  # edge input h = (x - m) * s
+    L0 = net.layers[0]
+    L0.mask.zero_()
+    for j, (term, w) in enumerate(zip(terms, weights)):
+        for r, (i, k) in enumerate(term):
+            name, sgn, _ = PRIMITIVES[k]
+            # f(sgn * x) with x = h / s + m
+            L0.mask[i, j] = 1.0
+            L0.set_symbolic(i, j, name, sgn / s_in[i], sgn * m_in[i], w if r == 0 else 1.0, 0.0)
+    for layer in net.layers:
+        layer.bias.zero_()
+        layer.node_scale.fill_(1.0)
+
+
+@torch.no_grad()
+def _compile_ratio(fit: TermFit, X, y, names, target, seed: int) -> KAN:
+    """``[n, (Kp+Kq)x, 2, 1x]``: the terms' product nodes, a numerator and a denominator sum node
+    (biases the intercept and 1), and a product node of P and 1/Q; for ``y^2`` one more edge,
+    the square root."""
+    n = np.asarray(X).reshape(len(X), -1).shape[1]
+    Kp, Kq = len(fit.terms), len(fit.den_terms)
+    width = [n, (0, Kp + Kq), 2, (0, 1)] + ([] if fit.transform == "y" else [1])
+    m = KAN(width, seed=seed)
+    m.feature_names_, m.target_name_ = list(names), target
+    m.set_data(X, y)
+    net = m.net
+    s_out, m_out = float(net.out_scale[0]), float(net.out_shift[0])  # y = net * s + m
+    _product_layer(net, fit.terms + fit.den_terms, fit.weights + fit.den_weights)
+    L1, L2 = net.layers[1], net.layers[2]
+    L1.mask.zero_()
+    for j in range(Kp + Kq):
+        node = 0 if j < Kp else 1
+        L1.mask[j, node] = 1.0
+        L1.set_symbolic(j, node, "x", 1.0, 0.0, 1.0, 0.0)
+    L1.bias[0], L1.bias[1] = fit.intercept, 1.0
+    L2.set_symbolic(0, 0, "x", 1.0, 0.0, 1.0, 0.0)
+    L2.set_symbolic(1, 0, "1/x", 1.0, 0.0, 1.0, 0.0)
+    if fit.transform == "y":
+        L2.node_scale[0], L2.bias[0] = 1.0 / s_out, -m_out / s_out
+    else:
+        c = 1.0 if np.all(np.asarray(y) >= 0) else -1.0
+        net.layers[3].set_symbolic(0, 0, "sqrt", 1.0, 0.0, c / s_out, -m_out / s_out)
     return m
