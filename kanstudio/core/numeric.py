@@ -39,17 +39,17 @@ def _node(e, index: dict) -> Callable[[Sequence[np.ndarray]], np.ndarray | float
             raise _Unsupported(e)
         v = float(e)
         return lambda a: v
-    if e.is_Add or e.is_Mul:
-        if e.is_Add:
-            parts = [_node(t, index) for t in e.args]
-            first, rest = parts[0], parts[1:]
+    if e.is_Add:
+        parts = [_node(t, index) for t in e.args]
+        first, rest = parts[0], parts[1:]
 
-            def add(a):
-                s = first(a)
-                for p in rest:
-                    s = s + p(a)
-                return s
-            return add
+        def add(a):
+            s = first(a)
+            for p in rest:
+                s = s + p(a)
+            return s
+        return add
+    if e.is_Mul:
         # Negative powers divide, as lambdify's printed x/y does: x * (1/y) differs in the last bit.
         num = [_node(t, index) for t in e.args if not _is_reciprocal(t)]
         den = [_node(1 / t, index) for t in e.args if _is_reciprocal(t)]

@@ -19,13 +19,12 @@ are refitted on the ratio itself before they are rounded.
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 
-from .term_search import TermFit, _centred_unit, _complexity, _forward, _inverse, _rounded, \
-    _path, candidate_subsets, nested_subsets, predict_t
+from .term_search import TermFit, _centred_unit, _complexity, _forward, _inverse, _path, _rounded, \
+    candidate_subsets, criterion, nested_subsets, predict_t
 
 RATIO_TRANSFORMS = ("y", "y^2")
 MAX_RATIO_FEATURES = 4000  # numerator and denominator columns together (a few seconds a view)
@@ -85,6 +84,7 @@ def ratio_fits(F, Fv, terms, levels, y, yv, sign: float, scale: float, k_max: in
 
     def late() -> bool:
         return deadline is not None and time.perf_counter() > deadline
+
     Fn = _centred_unit(F)
     mu = F.mean(0)
     out = []
@@ -102,7 +102,7 @@ def ratio_fits(F, Fv, terms, levels, y, yv, sign: float, scale: float, k_max: in
                 return None
             rmse = float(np.sqrt(np.mean((pv - yv) ** 2)))
             cx = _complexity([terms[c] for c in num]) + _complexity([terms[c] for c in den]) + 2 + (0 if tr == "y" else 2)
-            cost = n_val * math.log(max(rmse**2, (1e-12 * scale) ** 2)) + math.log(max(n_val, 2)) * cx
+            cost = criterion(rmse, cx, n_val, scale)
             return cost, list(num), list(den), np.asarray(w, float), float(b), np.asarray(v, float), rmse
 
         def better(a, b_):

@@ -306,7 +306,7 @@ def search(X, y, Xv, yv, k_max: int = MAX_TERMS, beam: int = BEAM, ratios: bool 
         return []
     Fv = dictionary_like(Xv, terms)
     levels = np.array([len(t) for t in terms])
-    Fn = _centred_unit(F)
+    Fn = _centred_unit(F) if ratios is not True else None  # ratio_search centres its own subset
     sign = 1.0 if np.all(y >= 0) else -1.0
     n_val = len(yv)
     scale = float(np.std(yv)) or 1.0
@@ -326,8 +326,7 @@ def search(X, y, Xv, yv, k_max: int = MAX_TERMS, beam: int = BEAM, ratios: bool 
                 continue
             rmse = float(np.sqrt(np.mean((pv - yv) ** 2)))
             cx = _complexity([terms[c] for c in cols]) + (0 if tr == "y" else 2)
-            mse = max(rmse**2, (1e-12 * scale) ** 2)
-            cost = n_val * math.log(mse) + math.log(max(n_val, 2)) * cx
+            cost = criterion(rmse, cx, n_val, scale)
             if best is None or cost < best[0].cost:
                 best = (TermFit(tr, tuple(terms[c] for c in cols), tuple(float(v) for v in w[:-1]), float(w[-1]),
                                 rmse, cost), cols)
@@ -341,6 +340,12 @@ def search(X, y, Xv, yv, k_max: int = MAX_TERMS, beam: int = BEAM, ratios: bool 
         out += ratio_fits(F, Fv, terms, levels, y, yv, sign, scale, k_max, beam, deadline)
     out.sort(key=lambda f: f.cost)
     return out
+
+
+def criterion(rmse: float, cx: int, n_val: int, scale: float) -> float:
+    """BIC-like: held-out error against complexity, the error floored at 1e-12 of ``y``'s scale
+    (below it every fit is exact and only complexity counts)."""
+    return n_val * math.log(max(rmse**2, (1e-12 * scale) ** 2)) + math.log(max(n_val, 2)) * cx
 
 
 def _centred_unit(F: np.ndarray) -> np.ndarray:
